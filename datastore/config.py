@@ -1,0 +1,102 @@
+"""config.ini: the one configuration file of the endpoint, the writer and the tools.
+
+The seed keys (``[General] log, loglevel, station_list, data_dir`` and
+``[Writer] sleep``) keep their meaning; every key added since is optional and
+has its default here. ``config.ini.example`` documents them all.
+"""
+import configparser
+import dataclasses
+import logging
+import logging.handlers
+import sys
+
+DAY = 24 * 3600
+
+# (section, key, type, default); default None means required.
+KEYS = (
+    ('General', 'log', str, None),
+    ('General', 'loglevel', str, 'info'),
+    ('General', 'station_list', str, None),
+    ('General', 'data_dir', str, None),
+    ('General', 'minimum_year', int, 2020),
+    ('General', 'max_upload_bytes', int, 64 * 1024 * 1024),
+    ('General', 'resend_window', float, 7.0),
+    ('Writer', 'sleep', float, 5.0),
+)
+
+LOGLEVELS = ('debug', 'info', 'warning', 'error', 'critical')
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the file or key."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    path: str
+    log: str
+    loglevel: str
+    station_list: str
+    data_dir: str
+    minimum_year: int
+    max_upload_bytes: int
+    resend_window: float        # days
+    sleep: float                # seconds
+
+    @property
+    def resend_window_seconds(self):
+        return self.resend_window * DAY
+
+
+def load(path):
+    """Read and check ``path``; raise ConfigError naming what is wrong."""
+    parser = configparser.ConfigParser(inline_comment_prefixes=('#', ';'),
+                                       interpolation=None)
+    try:
+        with open(path, encoding='utf-8') as f:
+            parser.read_file(f)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f'cannot read config file {path}: {exc}') from None
+    except configparser.Error as exc:
+        raise ConfigError(f'config file {path} is not valid: {exc}') from None
+
+    values = {'path': path}
+    for section, key, kind, default in KEYS:
+        raw = parser.get(section, key, fallback=None)
+        if raw is None or raw.strip() == '':
+            if default is None:
+                raise ConfigError(f'{path}: required key [{section}] {key} is missing')
+            values[key] = default
+            continue
+        try:
+            values[key] = kind(raw.strip())
+        except ValueError:
+            raise ConfigError(f'{path}: [{section}] {key} = {raw!r} is not '
+                              f'a valid {kind.__name__}') from None
+    if values['loglevel'].lower() not in LOGLEVELS:
+        raise ConfigError(f"{path}: [General] loglevel = {values['loglevel']!r}"
+                          f" is not one of {', '.join(LOGLEVELS)}")
+    values['loglevel'] = values['loglevel'].lower()
+    for key in ('max_upload_bytes', 'resend_window', 'sleep'):
+        if values[key] < 0:
+            raise ConfigError(f'{path}: {key} = {values[key]} must not be negative')
+    return Config(**values)
+
+
+def setup_logging(config, suffix):
+    """Log to ``config.log`` + ``suffix`` (``-`` logs to stderr).
+
+    Each process kind has its own file (``hisparc.log-wsgi``,
+    ``hisparc.log-writer``); a WatchedFileHandler follows logrotate.
+    """
+    if config.log == '-':
+        handler = logging.StreamHandler(sys.stderr)
+    else:
+        handler = logging.handlers.WatchedFileHandler(config.log + suffix)
+    handler.setFormatter(logging.Formatter(
+        '%(asctime)s %(process)d %(name)s %(levelname)s %(message)s'))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(config.loglevel.upper())
