@@ -22,6 +22,7 @@ KEYS = (
     ('General', 'max_upload_bytes', int, 64 * 1024 * 1024),
     ('General', 'resend_window', float, 7.0),
     ('Writer', 'sleep', float, 5.0),
+    ('Writer', 'batch_files', int, 100),
 )
 
 LOGLEVELS = ('debug', 'info', 'warning', 'error', 'critical')
@@ -42,6 +43,7 @@ class Config:
     max_upload_bytes: int
     resend_window: float        # days
     sleep: float                # seconds
+    batch_files: int            # spool files the writer stores per pass
 
     @property
     def resend_window_seconds(self):
@@ -80,6 +82,8 @@ def load(path):
     for key in ('max_upload_bytes', 'resend_window', 'sleep'):
         if values[key] < 0:
             raise ConfigError(f'{path}: {key} = {values[key]} must not be negative')
+    if values['batch_files'] < 1:
+        raise ConfigError(f"{path}: [Writer] batch_files = {values['batch_files']} must be at least 1")
     return Config(**values)
 
 
