@@ -1,0 +1,123 @@
+"""Run the datastore's upload endpoint under a real uWSGI, and post to it as a station does.
+
+    with uwsgi_server.running(config_path) as server:
+        assert server.post(uwsgi_server.upload_body(501, 's3cret', pickled)) == '100'
+
+The server listens on a free 127.0.0.1 port, is started with the deployed
+options (``--http-socket``, master + worker processes, the example
+application.wsgi) and is always killed, with its workers, on leaving.
+"""
+import contextlib
+import hashlib
+import http.client
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+APPLICATION = ROOT / 'examples' / 'application.wsgi'
+UWSGI = pathlib.Path(sys.executable).with_name('uwsgi')
+
+
+def upload_body(station_id, password, pickled, checksum=None, raw_bytes=False):
+    """The form body a station posts for the pickle ``pickled`` (bytes).
+
+    By default ``data`` is encoded as the protocol says (the pickle decoded as
+    ISO-8859-1, form-encoded as UTF-8); ``raw_bytes`` percent-encodes the
+    pickle's own bytes, as some clients do.
+    """
+    data = pickled if raw_bytes else pickled.decode('latin1')
+    return urllib.parse.urlencode({
+        'station_id': str(station_id), 'password': password, 'data': data,
+        'checksum': checksum or hashlib.md5(pickled).hexdigest()}).encode('ascii')
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+class Server:
+    def __init__(self, port, process, log_path):
+        self.port, self.process, self.log_path = port, process, log_path
+        self.url = f'http://127.0.0.1:{port}/hisparc/upload'
+
+    def request(self, method='POST', body=b'', path='/hisparc/upload', timeout=30):
+        """(HTTP status, content type, body text) of one request."""
+        conn = http.client.HTTPConnection('127.0.0.1', self.port, timeout=timeout)
+        try:
+            headers = {'Content-Type': 'application/x-www-form-urlencoded'} if body else {}
+            conn.request(method, path, body=body or None, headers=headers)
+            response = conn.getresponse()
+            return response.status, response.getheader('Content-Type'), response.read().decode('latin1')
+        finally:
+            conn.close()
+
+    def post(self, body, **kwargs):
+        """The reply body of a POST; anything but HTTP 200 text/plain fails loudly."""
+        status, kind, text = self.request('POST', body, **kwargs)
+        if status != 200 or kind != 'text/plain':
+            raise AssertionError(f'HTTP {status} {kind}: {text[:200]!r}')
+        return text
+
+    def log(self):
+        return pathlib.Path(self.log_path).read_text(errors='replace')
+
+
+@contextlib.contextmanager
+def running(configfile, *options, processes=2, application=APPLICATION, log_path=None,
+            startup_timeout=30.0):
+    """A uWSGI serving ``application`` with ``configfile``, on a free loopback port."""
+    port = free_port()
+    log_path = log_path or f'{configfile}.uwsgi.log'
+    command = [str(UWSGI), '--http-socket', f'127.0.0.1:{port}', '--master',
+               '--processes', str(processes), '--die-on-term', '--need-app',
+               '--home', sys.prefix, '--pythonpath', str(ROOT),
+               '--wsgi-file', str(application),
+               '--env', f'HISPARC_DATASTORE_CONFIG={configfile}', *options]
+    with open(log_path, 'ab') as log:
+        process = subprocess.Popen(command, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+    server = Server(port, process, log_path)
+    try:
+        _wait_until_answering(server, startup_timeout)
+        yield server
+    finally:
+        _stop(process)
+
+
+def _wait_until_answering(server, timeout):
+    deadline = time.monotonic() + timeout
+    while True:
+        if server.process.poll() is not None:
+            raise RuntimeError(f'uWSGI exited with {server.process.returncode}:\n{server.log()[-3000:]}')
+        try:
+            server.request('GET', timeout=2)
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f'uWSGI did not answer within {timeout} s:\n{server.log()[-3000:]}')
+            time.sleep(0.05)
+
+
+def _stop(process):
+    """SIGTERM the master's process group, then SIGKILL what is left."""
+    for sig, grace in ((signal.SIGTERM, 10), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            process.wait(grace)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    # workers outlive a master killed with SIGKILL: clear the whole group
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)

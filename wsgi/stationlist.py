@@ -1,0 +1,52 @@
+"""The station list as the endpoint sees it: read once, re-read when the file changes.
+
+The public database regenerates the list whenever a station is added or
+changed; the running endpoint follows it within ``check_every`` seconds,
+without a restart. A change is a new (mtime, size, inode) of the file.
+"""
+import logging
+import os
+import time
+
+from datastore import stations
+
+log = logging.getLogger(__name__)
+
+
+class Unavailable(Exception):
+    """The station list cannot be read (reply 404)."""
+
+
+class StationList:
+    def __init__(self, path, check_every=1.0):
+        self.path, self.check_every = path, check_every
+        self._stations, self._signature, self._error = {}, None, None
+        self._next_check = 0.0
+
+    def current(self):
+        """{number: Station}, re-read first if the file changed; Unavailable if unreadable."""
+        now = time.monotonic()
+        if now >= self._next_check:
+            self._next_check = now + self.check_every
+            self._refresh()
+        if self._error:
+            raise Unavailable(self._error)
+        return self._stations
+
+    def _refresh(self):
+        try:
+            st = os.stat(self.path)
+            signature = (st.st_mtime_ns, st.st_size, st.st_ino)
+            if signature == self._signature:
+                return
+            found, problems = stations.read(self.path)
+        except OSError as exc:
+            error = f'station list {self.path} is unreadable: {exc.strerror or exc}'
+            if error != self._error:
+                log.error('%s; uploads answer 404 until it is back', error)
+            self._error, self._signature = error, None
+            return
+        for lineno, problem in problems:
+            log.warning('station list %s line %d skipped: %s', self.path, lineno, problem)
+        log.info('station list %s read: %d stations', self.path, len(found))
+        self._stations, self._signature, self._error = found, signature, None
