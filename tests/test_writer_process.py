@@ -1,0 +1,284 @@
+"""The writer as a process: command line, signals, SIGKILL, locked day files, pause."""
+import base64
+import collections
+import datetime
+import glob
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+import tables
+
+from datastore import factory, spool
+from datastore.eventtypes import EVENT_TYPES
+from writer import layout
+from writer import rows as rows_mod
+from writer_support import (ROOT, day_path, drain, expected_row, folder_files, make_writer,
+                            queue, run_once, station_path, trace_samples)
+
+WHEN = datetime.datetime(2024, 5, 17, 23, 50, 0)
+STATIONS = ((501, 'Amsterdam'), (502, 'Utrecht'))
+
+
+def writer_config(make_config, **writer_keys):
+    """A config with extra [Writer] keys (the last section of make_config's file)."""
+    config = make_config()
+    with open(config, 'a') as f:
+        f.writelines(f'{key}={value}\n' for key, value in writer_keys.items())
+    return config
+
+
+def data_dir_of(config):
+    return os.path.join(os.path.dirname(config), 'datastore')
+
+
+def shifted(events, seconds):
+    """The same events, ``seconds`` later."""
+    return [{'header': dict(e['header'], datetime=e['header']['datetime'] + datetime.timedelta(seconds=seconds)),
+             'datalist': e['datalist']} for e in events]
+
+
+def queue_backlog(data_dir, files, seed=0, distinct=20):
+    """Spool files of 100 events (a third pickled by Python 2) from two stations,
+    around midnight; return (station_id, cluster, event) of every event sent.
+
+    ``distinct`` batches are drawn; later files repeat them at later times.
+    """
+    rng = random.Random(seed)
+    batches = [factory.batch(WHEN + datetime.timedelta(seconds=100 * i), rng)
+               for i in range(min(files, distinct))]
+    sent = []
+    for i in range(files):
+        station_id, cluster = STATIONS[i % 2]
+        events = shifted(batches[i % distinct], 100 * distinct * (i // distinct))
+        queue(data_dir, events, station_id, cluster, py2=(i % 3 == 0))
+        sent += [(station_id, cluster, event) for event in events]
+    return sent
+
+
+def identity(table_name, row):
+    """What makes a stored row unique: time plus content (all but event_id and blob indexes)."""
+    return (table_name,) + tuple(
+        tuple(row[name].tolist()) if row[name].shape else row[name].item()
+        for name in row.dtype.names if name not in ('event_id', 'traces'))
+
+
+def stored_rows(data_dir):
+    """(station_id, identity) -> count, and every CIC row's trace blobs, over all day files."""
+    counts = collections.Counter()
+    traces = {}
+    for path in glob.glob(os.path.join(data_dir, '*', '*', '*.h5')):
+        with tables.open_file(path) as h5:
+            for table in h5.walk_nodes('/hisparc', 'Table'):
+                station_id = int(table._v_parent._v_name.split('_')[1])
+                rows = table.read()
+                assert list(rows['event_id']) == list(range(1, len(rows) + 1))
+                blobs = table._v_parent.blobs
+                for row in rows:
+                    key = (station_id, identity(table.name, row))
+                    counts[key] += 1
+                    if table.name == 'events':
+                        traces[station_id, int(row['ext_timestamp'])] = [
+                            blobs[int(i)] for i in row['traces']]
+    return counts, traces
+
+
+def expected(sent):
+    """The same identities, built from the source events."""
+    counts = collections.Counter()
+    for station_id, _, event in sent:
+        code = event['header']['eventtype_uploadcode']
+        table_name = EVENT_TYPES[code].table
+        row, = np.array([tuple(rows_mod.convert(event, 2000, set())[2])], dtype=layout.dtype(code))
+        counts[station_id, identity(table_name, row)] += 1
+    return counts
+
+
+def check_exactly_once(data_dir, sent):
+    counts, traces = stored_rows(data_dir)
+    assert counts == expected(sent)
+    assert max(counts.values()) == 1
+    cics = [(s, e) for s, _, e in sent if e['header']['eventtype_uploadcode'] == 'CIC']
+    assert len(traces) == len(cics)
+    for station_id, event in cics:
+        source = {d['data_uploadcode']: d['data'] for d in event['datalist']}
+        stored = traces[station_id, expected_row(event)['ext_timestamp']]
+        for i, blob in enumerate(stored):
+            assert trace_samples(blob) == trace_samples(base64.b64decode(source[f'TR{i + 1}']))
+
+
+def start_writer(config, *args):
+    return subprocess.Popen([sys.executable, '-m', 'writer', config, *args], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(condition, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+@pytest.mark.slow
+def test_once_command_drains_the_queue_and_exits_0(make_config):
+    config = make_config()
+    data_dir = data_dir_of(config)
+    sent = queue_backlog(data_dir, 4)
+    done = run_once(config)
+    assert done.returncode == 0, done.stderr
+    assert folder_files(data_dir, 'incoming') == folder_files(data_dir, 'partial') == []
+    check_exactly_once(data_dir, sent)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('text, named', [
+    (None, 'config.ini'),
+    ('[General]\nlog=-\nstation_list=/dev/null\n', 'data_dir'),
+])
+def test_a_bad_config_is_a_clear_error_with_exit_code_2(tmp_path, text, named):
+    path = tmp_path / 'config.ini'
+    if text is not None:
+        path.write_text(text)
+    done = run_once(str(path))
+    assert done.returncode == 2
+    assert named in done.stderr and 'Traceback' not in done.stderr
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments_stores_every_event_exactly_once(make_config):
+    config = writer_config(make_config, batch_files=2)
+    data_dir = data_dir_of(config)
+    sent = queue_backlog(data_dir, 240, seed=1)
+    rng = random.Random()
+    journal = os.path.join(data_dir, 'writer.journal')
+    kills = mid_pass = 0
+    for _ in range(15):
+        writer = start_writer(config, '--once')
+        # from the first pass on, a random moment (often mid-pass)
+        wait_for(lambda: os.path.exists(journal) or writer.poll() is not None, timeout=20)
+        time.sleep(rng.uniform(0, 0.15))
+        if writer.poll() is not None:
+            break
+        mid_pass += os.path.exists(journal)
+        writer.send_signal(signal.SIGKILL)
+        writer.wait()
+        kills += 1
+    done = run_once(config)
+    assert done.returncode == 0, done.stderr
+    assert kills >= 10 and mid_pass >= 3, (kills, mid_pass)
+    assert folder_files(data_dir, 'incoming') == folder_files(data_dir, 'partial') == []
+    assert folder_files(data_dir, 'failed') == folder_files(data_dir, 'suspicious') == []
+    assert not os.path.exists(os.path.join(data_dir, 'writer.journal'))
+    check_exactly_once(data_dir, sent)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('signum', [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_finishes_the_batch_closes_and_exits_0(make_config, signum):
+    config = writer_config(make_config, batch_files=5)
+    data_dir = data_dir_of(config)
+    sent = queue_backlog(data_dir, 80, seed=3)
+    writer = start_writer(config)
+    status = os.path.join(data_dir, 'writer.status')
+    assert wait_for(lambda: os.path.exists(status))
+    writer.send_signal(signum)
+    assert writer.wait(timeout=20) == 0, writer.stderr.read()
+    assert folder_files(data_dir, 'partial') == []
+    assert not os.path.exists(os.path.join(data_dir, 'writer.journal'))
+    left = set(folder_files(data_dir, 'incoming'))
+    assert left, 'the writer drained everything before the signal; nothing was tested'
+    counts, _ = stored_rows(data_dir)          # every day file opens and reads
+    assert sum(counts.values()) == len(sent) - 100 * len(left)
+    assert max(counts.values()) == 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('mode', ['a', 'r'])
+def test_a_locked_day_file_is_retried_later_while_other_days_go_on(make_config, mode):
+    config = make_config()
+    data_dir = data_dir_of(config)
+    rng = random.Random(4)
+    locked_day = datetime.datetime(2024, 5, 17, 10, 0)
+    other_day = datetime.datetime(2024, 5, 18, 10, 0)
+    first = factory.batch(locked_day, rng)
+    queue(data_dir, first)
+    drain(config)                                      # the day file exists
+    holder = subprocess.Popen(
+        [sys.executable, '-c', 'import sys, tables; f = tables.open_file(sys.argv[1], sys.argv[2]); '
+         'print("held", flush=True); sys.stdin.read(); f.close()', day_path(data_dir, locked_day), mode],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == 'held'
+        waiting = factory.batch(locked_day + datetime.timedelta(hours=1), rng)
+        waiting_name = queue(data_dir, waiting)
+        others = factory.batch(other_day, rng)
+        queue(data_dir, others)
+        drain(config)
+        assert folder_files(data_dir, 'incoming') == [waiting_name]
+        assert folder_files(data_dir, 'partial') == []
+        with tables.open_file(day_path(data_dir, other_day)) as h5:
+            station = h5.get_node(station_path())
+            assert station.events.nrows + station.singles.nrows == 100
+    finally:
+        holder.communicate('', timeout=10)
+    drain(config)
+    assert folder_files(data_dir, 'incoming') == []
+    sent = [(501, 'Amsterdam', e) for e in first + waiting + others]
+    check_exactly_once(data_dir, sent)
+
+
+def test_pause_file_holds_the_writer_until_removed(make_config):
+    config = make_config()
+    data_dir = data_dir_of(config)
+    spool.ensure_folders(data_dir)
+    pause = os.path.join(data_dir, 'writer.pause')
+    open(pause, 'w').close()
+    sent = queue_backlog(data_dir, 3, seed=5)
+    app = make_writer(config)
+    thread = threading.Thread(target=app.run)
+    thread.start()
+    try:
+        status = os.path.join(data_dir, 'writer.status')
+        assert wait_for(lambda: os.path.exists(status))
+        time.sleep(0.3)
+        assert len(folder_files(data_dir, 'incoming')) == 3
+        with open(status) as f:
+            assert json.load(f)['state'] == 'paused'
+        assert glob.glob(os.path.join(data_dir, '*', '*', '*.h5')) == []
+        os.unlink(pause)
+        assert wait_for(lambda: not folder_files(data_dir, 'incoming'))
+        assert wait_for(lambda: app.events_stored == 300)
+    finally:
+        app.request_stop()
+        thread.join(timeout=10)
+    assert not thread.is_alive()
+    check_exactly_once(data_dir, sent)
+
+
+def test_pause_after_storing_closes_files_so_readers_can_open_them(make_config):
+    config = make_config()
+    data_dir = data_dir_of(config)
+    sent = queue_backlog(data_dir, 2, seed=6)
+    app = make_writer(config)
+    thread = threading.Thread(target=app.run)
+    thread.start()
+    try:
+        assert wait_for(lambda: app.events_stored == 200)
+        open(os.path.join(data_dir, 'writer.pause'), 'w').close()
+        assert wait_for(lambda: app.state == 'paused')
+        for path in glob.glob(os.path.join(data_dir, '*', '*', '*.h5')):
+            with tables.open_file(path, 'a'):       # not locked by the writer
+                pass
+    finally:
+        app.request_stop()
+        thread.join(timeout=10)
+    check_exactly_once(data_dir, sent)
