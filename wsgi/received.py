@@ -17,6 +17,7 @@ import contextlib
 import fcntl
 import os
 import sqlite3
+import threading
 import time
 
 FILENAME = 'received.sqlite'
@@ -35,7 +36,7 @@ class Received:
         self.path = os.path.join(data_dir, FILENAME)
         self.locks = os.path.join(data_dir, LOCKS)
         self.window = window_seconds
-        self._db, self._pid, self._pruned = None, None, 0.0
+        self._local, self._pruned = threading.local(), 0.0
 
     @contextlib.contextmanager
     def station_lock(self, station):
@@ -50,17 +51,18 @@ class Received:
             os.close(fd)
 
     def _connection(self):
-        # Opened lazily and per process: an SQLite connection must not cross
-        # the fork of a uWSGI worker.
-        if self._db is None or self._pid != os.getpid():
+        # Opened lazily, per process and thread: an SQLite connection must not
+        # cross the fork of a uWSGI worker, nor be shared by its threads.
+        local = self._local
+        if getattr(local, 'pid', None) != os.getpid():
             db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
             db.execute('PRAGMA journal_mode=WAL')
             # A record lost in a power cut costs one duplicate batch, never data.
             db.execute('PRAGMA synchronous=NORMAL')
             for statement in _SCHEMA:
                 db.execute(statement)
-            self._db, self._pid = db, os.getpid()
-        return self._db
+            local.db, local.pid = db, os.getpid()
+        return local.db
 
     def seen(self, station, checksum, now=None):
         """True if ``station`` delivered the batch ``checksum`` within the window."""

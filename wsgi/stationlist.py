@@ -6,6 +6,7 @@ without a restart. A change is a new (mtime, size, inode) of the file.
 """
 import logging
 import os
+import threading
 import time
 
 from datastore import stations
@@ -22,13 +23,15 @@ class StationList:
         self.path, self.check_every = path, check_every
         self._stations, self._signature, self._error = {}, None, None
         self._next_check = 0.0
+        self._lock = threading.Lock()       # uWSGI may run threads
 
     def current(self):
         """{number: Station}, re-read first if the file changed; Unavailable if unreadable."""
-        now = time.monotonic()
-        if now >= self._next_check:
-            self._next_check = now + self.check_every
-            self._refresh()
+        with self._lock:
+            now = time.monotonic()
+            if now >= self._next_check:
+                self._refresh()
+                self._next_check = now + self.check_every
         if self._error:
             raise Unavailable(self._error)
         return self._stations

@@ -1,0 +1,119 @@
+"""The form body: reading, splitting, percent-decoding and the two readings of ``data``."""
+import hashlib
+import io
+import pickle
+import random
+import urllib.parse
+
+import pytest
+
+from wsgi import form
+from wsgi.form import FormError
+
+
+def _random_bytes(rng, n):
+    return bytes(rng.randrange(256) for _ in range(n))
+
+
+def test_unquote_decodes_exactly_as_urllib():
+    rng = random.Random(7)
+    for _ in range(3000):
+        raw = _random_bytes(rng, rng.randrange(0, 60))
+        encoded = rng.choice([urllib.parse.quote_plus(raw), urllib.parse.quote(raw, safe='')])
+        # splice in what sloppy clients send: raw bytes, lone '%', '+', '=', line breaks
+        pieces = [encoded.encode()] + [
+            rng.choice([b'%', b'%4', b'%zz', b'%%41', b'+', b'=', b'=41', b'\r\n', b'=\n',
+                        b'%0A', b'%e9', b'\xe9', b' ', b'_']) for _ in range(rng.randrange(4))]
+        rng.shuffle(pieces)
+        value = b''.join(pieces)
+        assert form.unquote(value) == urllib.parse.unquote_to_bytes(value.replace(b'+', b' ')), value
+
+
+def test_unquote_round_trips_a_whole_pickle():
+    data = pickle.dumps([{'x': bytes(range(256)) * 10, 'é': 'µ'}], protocol=5)
+    assert form.unquote(urllib.parse.quote_plus(data).encode()) == data
+    assert form.unquote(urllib.parse.quote_plus(data.decode('latin1')).encode()) == \
+        data.decode('latin1').encode('utf-8')
+
+
+def _environ(body, length=None):
+    return {'CONTENT_LENGTH': str(len(body)) if length is None else length,
+            'wsgi.input': io.BytesIO(body)}
+
+
+def test_read_body_reads_exactly_content_length():
+    assert form.read_body(_environ(b'abcdef', '4'), limit=100) == b'abcd'
+
+
+@pytest.mark.parametrize('length', ['', None])
+def test_read_body_without_length_is_empty(length):
+    environ = {'wsgi.input': io.BytesIO(b'ignored')}
+    if length is not None:
+        environ['CONTENT_LENGTH'] = length
+    assert form.read_body(environ, limit=100) == b''
+
+
+@pytest.mark.parametrize('length', ['-1', 'abc', '1e3', '12 '])
+def test_read_body_refuses_a_malformed_length(length):
+    with pytest.raises(FormError):
+        form.read_body(_environ(b'x', length), limit=100)
+
+
+def test_read_body_refuses_a_short_body():
+    with pytest.raises(FormError, match='ended'):
+        form.read_body(_environ(b'abc', '10'), limit=100)
+
+
+def test_read_body_over_the_limit_is_not_read():
+    class Untouchable:
+        def read(self, *args):
+            raise AssertionError('the body was read')
+    with pytest.raises(FormError, match='over the limit'):
+        form.read_body({'CONTENT_LENGTH': '101', 'wsgi.input': Untouchable()}, limit=100)
+
+
+def test_parse_returns_the_four_fields_decoded_and_ignores_others():
+    body = b'station_id=501&password=p%26ss+word&data=%28lp0%0A.&checksum=abc&extra=1&'
+    assert form.parse(body) == {'station_id': b'501', 'password': b'p&ss word',
+                                'data': b'(lp0\n.', 'checksum': b'abc'}
+
+
+@pytest.mark.parametrize('body', [
+    b'', b'station_id=501&password=x&data=y',                       # missing
+    b'station_id=501&password=x&data=y&checksum=z&data=y',          # twice
+    b'station_id=501&password=x&data=y&checksum',                   # no '='
+    b'--xyz\r\nContent-Disposition: form-data; name="station_id"\r\n\r\n501\r\n--xyz--\r\n',
+])
+def test_parse_refuses_malformed_forms(body):
+    with pytest.raises(FormError):
+        form.parse(body)
+
+
+@pytest.mark.parametrize('value, number', [(b'501', 501), (b'0007', 7)])
+def test_station_number(value, number):
+    assert form.station_number(value) == number
+
+
+@pytest.mark.parametrize('value', [b'', b'abc', b'-1', b'5 01', b'\xd9\xa1', b'1' * 5000])
+def test_station_number_refuses_anything_but_decimal_digits(value):
+    with pytest.raises(FormError):
+        form.station_number(value)
+
+
+PICKLE = pickle.dumps(['caf\xe9', b'\x80\xff'], protocol=3)      # not ASCII
+
+
+def test_the_protocols_reading_is_found_by_its_checksum():
+    decoded = PICKLE.decode('latin1').encode('utf-8')       # what percent-decoding gives
+    checksum = hashlib.md5(PICKLE).hexdigest().encode()
+    assert form.pickle_bytes(decoded, checksum) == PICKLE
+
+
+def test_the_raw_bytes_reading_is_found_by_its_checksum():
+    checksum = hashlib.md5(PICKLE).hexdigest().upper().encode()     # case does not matter
+    assert form.pickle_bytes(PICKLE, checksum) == PICKLE
+
+
+@pytest.mark.parametrize('checksum', [b'0' * 32, b'', b'\xff' * 32])
+def test_no_reading_matches_a_wrong_checksum(checksum):
+    assert form.pickle_bytes(PICKLE, checksum) is None
