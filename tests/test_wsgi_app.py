@@ -334,7 +334,7 @@ class _Run:
         return self.func, self.args
 
 
-def _hostile_pickles(marker):
+def hostile_pickles(marker):
     yield 'os.system-protocol-0-by-hand', f"cos\nsystem\n(S'touch {marker}'\ntR.".encode()
     for protocol in range(pickle.HIGHEST_PROTOCOL + 1):
         for name, payload in [('os.system', _Run(os.system, f'touch {marker}')),
@@ -343,9 +343,9 @@ def _hostile_pickles(marker):
             yield f'{name}-protocol-{protocol}', pickle.dumps([payload], protocol=protocol)
 
 
-def test_hostile_pickles_answer_208_and_nothing_runs(ep, tmp_path):
+def testhostile_pickles_answer_208_and_nothing_runs(ep, tmp_path):
     marker = tmp_path / 'pwned'
-    for name, data in _hostile_pickles(marker):
+    for name, data in hostile_pickles(marker):
         assert ep.upload(data) == '208', name
     assert not marker.exists()
     assert ep.files(spool.INCOMING) == [] and ep.files(spool.SUSPICIOUS) == []
@@ -365,19 +365,19 @@ def test_anything_but_a_pickled_list_answers_208(ep, data):
     assert ep.files(spool.INCOMING) == [] and ep.files(spool.SUSPICIOUS) == []
 
 
-def _shared_reference_bomb(levels=60, width=10):
+def shared_reference_bomb(levels=60, width=10):
     item = []
     for _ in range(levels):
         item = [item] * width                           # 10**60 lists if walked
     return pickle.dumps(item, protocol=2)
 
 
-def _deeply_nested(depth=200_000):
+def deeply_nested(depth=200_000):
     return b'\x80\x02' + b']' * depth + b'a' * (depth - 1) + b'.'
 
 
-def test_a_shared_reference_bomb_is_answered_within_a_second(ep):
-    body = upload_body(501, PASSWORD, _shared_reference_bomb())
+def test_ashared_reference_bomb_is_answered_within_a_second(ep):
+    body = upload_body(501, PASSWORD, shared_reference_bomb())
     started = time.monotonic()
     assert ep.post(body) == '100'                       # held for review, not walked
     assert time.monotonic() - started < 1.0
@@ -385,8 +385,8 @@ def test_a_shared_reference_bomb_is_answered_within_a_second(ep):
     assert ep.upload(batch()) == '100'
 
 
-def test_a_deeply_nested_pickle_answers_208_within_a_second(ep):
-    body = upload_body(501, PASSWORD, _deeply_nested())
+def test_adeeply_nested_pickle_answers_208_within_a_second(ep):
+    body = upload_body(501, PASSWORD, deeply_nested())
     started = time.monotonic()
     assert ep.post(body) == '208'
     assert time.monotonic() - started < 1.0
