@@ -25,10 +25,9 @@ import math
 
 import numpy as np
 
-from datastore.eventtypes import EVENT_TYPES, all_columns, upload_codes
+from datastore.eventtypes import EVENT_TYPES, upload_codes
 from . import layout
 
-EVENT_ID, TIMESTAMP, NANOSECONDS, EXT_TIMESTAMP = range(4)
 NS_PER_S = 1_000_000_000
 
 
@@ -111,44 +110,60 @@ BLOB_CONVERTERS = {'base64': _trace_blob, 'text': _text_blob}
 
 
 class Plan:
-    """How the events of one type become rows: precomputed once per type."""
+    """How the events of one type become rows: precomputed once per type.
+
+    A row is a flat list of the data columns' values (array columns spread
+    over ``shape`` cells), without the time columns, which ``convert``
+    returns apart as exact integers. ``array`` builds the rows of a table in
+    one go through a float64 matrix: every value that fits a data column
+    (at most 32-bit integers, float32/64, bool) is exact in float64.
+    """
 
     def __init__(self, code):
         event_type = EVENT_TYPES[code]
-        columns = all_columns(event_type)
         self.code = code
         self.table = event_type.table
         self.dtype = layout.dtype(code)
         self.extended_time = event_type.extended_time
-        self.template = [[c.default] * c.shape if c.shape > 1 else c.default for c in columns]
-        self.array_positions = [pos for pos, c in enumerate(columns) if c.shape > 1]
-        self.blob_columns = [c.name for c in columns if c.blob]
-        position = {c.name: pos for pos, c in enumerate(columns)}
-        # upload code -> (position, array index or None, convert, is blob)
-        self.setters = {
-            upload: (position[column.name], index,
-                     BLOB_CONVERTERS[column.blob] if column.blob else fitter(column.type),
-                     bool(column.blob))
-            for upload, (column, index) in upload_codes(event_type).items()}
+        self.template = []
+        self.slices = []            # (column name, first cell, last cell + 1, is array)
+        self.blob_columns = [c.name for c in event_type.columns if c.blob]
+        cell = {}
+        for column in event_type.columns:
+            cell[column.name] = len(self.template)
+            self.slices.append((column.name, len(self.template),
+                                len(self.template) + column.shape, column.shape > 1))
+            self.template += [column.default] * column.shape
+        # upload code -> (cell, fast type, low, high, convert, is blob): a value of the
+        # fast type within low..high is stored as it is; any other goes through convert
+        self.setters = {}
+        for upload, (column, index) in upload_codes(event_type).items():
+            position = cell[column.name] + (index or 0)
+            if column.blob:
+                setter = (position, None, 0, 0, BLOB_CONVERTERS[column.blob], True)
+            else:
+                setter = (position, *FAST_PATHS[column.type], fitter(column.type), False)
+            self.setters[upload] = setter
         self.fit_timestamp = fitter('time32')
         self.fit_nanoseconds = fitter('uint32')
         self.fit_ext_timestamp = fitter('uint64')
 
-    def new_row(self):
-        row = self.template[:]
-        for pos in self.array_positions:
-            row[pos] = row[pos][:]
-        return row
-
-    def array(self, rows, first_event_id, blob_bases):
+    def array(self, times, rows, first_event_id, blob_bases):
         """Rows -> structured array with event ids; blob cells made absolute.
 
         A row's blob cells hold indexes into its own event's blobs; adding
         the row's ``blob_bases`` entry (where its blobs start in ``blobs``)
         gives the index in the file. Cells left at the default (-1) stay.
         """
-        arr = np.array([tuple(row) for row in rows], dtype=self.dtype)
-        arr['event_id'] = np.arange(first_event_id, first_event_id + len(rows))
+        count = len(rows)
+        arr = np.empty(count, dtype=self.dtype)
+        arr['event_id'] = np.arange(first_event_id, first_event_id + count)
+        time_values = np.array(times, dtype=np.int64).reshape(count, -1)
+        for i, name in enumerate(TIME_NAMES[:time_values.shape[1]]):
+            arr[name] = time_values[:, i]
+        values = np.array(rows, dtype=np.float64).reshape(count, len(self.template))
+        for name, first, last, is_array in self.slices:
+            arr[name] = values[:, first:last] if is_array else values[:, first]
         if self.blob_columns:
             bases = np.asarray(blob_bases, dtype=np.int64)
             for name in self.blob_columns:
@@ -158,27 +173,40 @@ class Plan:
         return arr
 
 
+def _fast_path(type_name):
+    """(type, low, high) of the values a column takes without conversion."""
+    dt = layout.numpy_dtype(type_name)
+    if dt.kind in 'iu':
+        return int, int(np.iinfo(dt).min), int(np.iinfo(dt).max)
+    if dt.kind == 'f':
+        return float, -float(np.finfo(dt).max), float(np.finfo(dt).max)
+    return bool, False, True
+
+
+FAST_PATHS = {name: _fast_path(name) for name in layout.PYTABLES_COLUMNS}
+TIME_NAMES = ('timestamp', 'nanoseconds', 'ext_timestamp')
 PLANS = {code: Plan(code) for code in EVENT_TYPES}
 
 
-def _time_columns(plan, header, row):
+def _times(plan, header):
     when = header.get('datetime')
     if not isinstance(when, datetime.datetime):
         raise Unfit(f'no datetime in header ({when!r})')
     utc = when.utctimetuple()
-    row[TIMESTAMP] = timestamp = plan.fit_timestamp(calendar.timegm(utc))
-    if plan.extended_time:
-        row[NANOSECONDS] = nanoseconds = plan.fit_nanoseconds(header.get('nanoseconds', 0))
-        row[EXT_TIMESTAMP] = plan.fit_ext_timestamp(timestamp * NS_PER_S + nanoseconds)
-    return utc
+    timestamp = plan.fit_timestamp(calendar.timegm(utc))
+    if not plan.extended_time:
+        return utc, (timestamp,)
+    nanoseconds = plan.fit_nanoseconds(header.get('nanoseconds', 0))
+    return utc, (timestamp, nanoseconds, plan.fit_ext_timestamp(timestamp * NS_PER_S + nanoseconds))
 
 
 def convert(event, minimum_year, unknown_codes):
-    """One event -> (code, (year, month, day), row, blobs); raise Unfit.
+    """One event -> (code, (year, month, day), times, row, blobs); raise Unfit.
 
-    A blob cell holds the index of the blob in the returned list; the caller
-    makes it absolute. Upload codes the layout does not know are added to
-    ``unknown_codes`` as (event type, code) and otherwise ignored.
+    ``times`` holds the time column values (timestamp[, nanoseconds,
+    ext_timestamp]). A blob cell holds the index of the blob in the returned
+    list; the caller makes it absolute. Upload codes the layout does not
+    know are added to ``unknown_codes`` as (event type, code) and ignored.
     """
     try:
         header, datalist = event['header'], event['datalist']
@@ -188,12 +216,13 @@ def convert(event, minimum_year, unknown_codes):
     plan = PLANS.get(code)
     if plan is None:
         raise Unfit(f'unknown event type {code!r}')
-    row = plan.new_row()
-    utc = _time_columns(plan, header, row)
+    utc, times = _times(plan, header)
     if utc.tm_year < minimum_year:
         raise Unfit(f'dated {utc.tm_year}, before the minimum year {minimum_year}')
+    row = plan.template[:]
     blobs = []
     setters = plan.setters
+    upload = None
     try:
         for item in datalist:
             upload = item['data_uploadcode']
@@ -201,17 +230,16 @@ def convert(event, minimum_year, unknown_codes):
             if setter is None:
                 unknown_codes.add((code, upload))
                 continue
-            pos, index, convert_value, is_blob = setter
-            value = convert_value(item['data'])
-            if is_blob:
-                blobs.append(value)
-                value = len(blobs) - 1
-            if index is None:
-                row[pos] = value
-            else:
-                row[pos][index] = value
+            position, fast, low, high, convert_value, is_blob = setter
+            value = item['data']
+            if type(value) is not fast or not low <= value <= high:
+                value = convert_value(value)
+                if is_blob:
+                    blobs.append(value)
+                    value = len(blobs) - 1
+            row[position] = value
     except Unfit as exc:
         raise Unfit(f'{code} {upload}: {exc}') from None
     except (TypeError, KeyError):
         raise Unfit(f'{code}: malformed datalist item') from None
-    return code, (utc.tm_year, utc.tm_mon, utc.tm_mday), row, blobs
+    return code, (utc.tm_year, utc.tm_mon, utc.tm_mday), times, row, blobs

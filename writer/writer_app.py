@@ -8,6 +8,7 @@ how a pass survives SIGKILL. Between passes the writer sleeps, pauses while
 ``data_dir/writer.pause`` exists, and stops cleanly on SIGTERM/SIGINT.
 """
 import collections
+import gc
 import json
 import logging
 import os
@@ -39,14 +40,14 @@ class SpoolFile:
         self.name = os.path.basename(path)
         self.station_id = record['station_id']
         self.cluster = record['cluster']
-        self.rows = []          # (code, day, row, blobs)
+        self.rows = []          # (code, day, times, row, blobs)
         self.unfit = []         # (event, reason)
         for event in record['event_list']:
             try:
                 self.rows.append(rows.convert(event, minimum_year, unknown_codes))
             except rows.Unfit as exc:
                 self.unfit.append((event, str(exc)))
-        self.days = {day for _, day, _, _ in self.rows}
+        self.days = {converted[1] for converted in self.rows}
 
 
 class StationRows:
@@ -54,10 +55,12 @@ class StationRows:
 
     def __init__(self):
         self.blobs = []
+        self.times = collections.defaultdict(list)
         self.rows = collections.defaultdict(list)
         self.blob_bases = collections.defaultdict(list)
 
-    def add(self, code, row, blobs):
+    def add(self, code, times, row, blobs):
+        self.times[code].append(times)
         self.rows[code].append(row)
         self.blob_bases[code].append(len(self.blobs))
         self.blobs.extend(blobs)
@@ -70,7 +73,7 @@ class StationRows:
         for code, table_rows in self.rows.items():
             table = day_file.table(group, code)
             bases = [blob_base + base for base in self.blob_bases[code]]
-            table.append(rows.PLANS[code].array(table_rows, table.nrows + 1, bases))
+            table.append(rows.PLANS[code].array(self.times[code], table_rows, table.nrows + 1, bases))
 
     def node_lengths(self, day_file, cluster, station_id):
         """Node path -> length (-1: absent) of every node ``append_to`` touches."""
@@ -81,7 +84,7 @@ class StationRows:
         lengths = {path: -1 for path in groups if day_file.node(path) is None}
         for path in leaves:
             node = day_file.node(path)
-            lengths[path] = -1 if node is None else node.nrows
+            lengths[path] = -1 if node is None else int(node.nrows)
         return lengths
 
 
@@ -142,7 +145,13 @@ class Writer:
         return False
 
     def safe_pass(self):
-        """One pass; an unexpected error is logged, undone and retried later."""
+        """One pass; an unexpected error is logged, undone and retried later.
+
+        The cyclic garbage collector is paused during the pass: the pass
+        builds some 10^5 containers (unpickled events, rows) that hold no
+        cycles, and collecting would scan them again and again.
+        """
+        gc.disable()
         try:
             return self.store_pass()
         except Exception:
@@ -150,6 +159,8 @@ class Writer:
             self.stop.wait(max(self.config.sleep, MIN_RETRY))
             self.recover()
             return False
+        finally:
+            gc.enable()
 
     # -- one pass -----------------------------------------------------------
 
@@ -250,8 +261,8 @@ class Writer:
         """(day, cluster, station) -> StationRows, rows in the order of the files."""
         stations = collections.defaultdict(StationRows)
         for f in files:
-            for code, day, row, blobs in f.rows:
-                stations[day, f.cluster, f.station_id].add(code, row, blobs)
+            for code, day, times, row, blobs in f.rows:
+                stations[day, f.cluster, f.station_id].add(code, times, row, blobs)
         return stations
 
     @staticmethod
@@ -281,7 +292,7 @@ class Writer:
         for f in files:
             events += len(f.rows)
             if f.rows:
-                last = max(row[rows.TIMESTAMP] for _, _, row, _ in f.rows)
+                last = max(converted[2][0] for converted in f.rows)
                 key = str(f.station_id)
                 self.last_stored[key] = max(last, self.last_stored.get(key, 0))
         self.events_stored += events

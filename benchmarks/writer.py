@@ -1,0 +1,212 @@
+"""Writer benchmark: drain a backlog of realistic spool files.
+
+Runs the writer (``Writer.run(once=True)``, in this process) and, on an
+identical copy of the backlog, a plain bulk-append reference: per spool file
+one ``Table.append`` per table and one ``VLArray.append`` per blob, the day
+file opened once. Prints events/s of both and the ratio (target >= 1.5).
+
+Then drains 10,000 spool files with ``python -m writer CONFIG --once`` in a
+subprocess and reports its peak RSS (target < 200 MB). ``--no-10k`` skips it.
+"""
+import base64
+import calendar
+import collections
+import datetime
+import os
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import tables
+
+from datastore import config as config_mod
+from datastore import factory, spool
+from datastore.eventtypes import EVENT_TYPES, all_columns, upload_codes
+from writer import layout, writer_app
+
+FILES = 300
+DISTINCT = 30           # distinct batches drawn; the others repeat them later in the day
+BIG_BACKLOG = 10_000
+START = datetime.datetime(2024, 5, 17, 0, 0, 0)
+
+
+def shifted(events, seconds):
+    delta = datetime.timedelta(seconds=seconds)
+    return [{'header': dict(e['header'], datetime=e['header']['datetime'] + delta),
+             'datalist': e['datalist']} for e in events]
+
+
+def payloads(count, rng):
+    """``count`` pickled spool files of 100 events (36 CIC + 64 SIN), distinct in time."""
+    batches = [factory.batch(START + datetime.timedelta(seconds=100 * i), rng) for i in range(DISTINCT)]
+    for i in range(count):
+        events = shifted(batches[i % DISTINCT], 100 * DISTINCT * (i // DISTINCT))
+        yield spool.dumps(501 + i % 3, 'Amsterdam', events)
+
+
+def fill(data_dir, blobs):
+    incoming = spool.folder(data_dir, spool.INCOMING)
+    spool.ensure_folders(data_dir)
+    for i, payload in enumerate(blobs):
+        path = os.path.join(incoming, f'{i:08d}')
+        with open(path, 'wb') as f:
+            f.write(payload)
+        os.utime(path, ns=(i, i))           # oldest first = in order written
+
+
+def write_config(base, data_dir, log):
+    path = os.path.join(base, 'config.ini')
+    with open(path, 'w') as f:
+        f.write(f'[General]\nlog={log}\nloglevel=info\nstation_list=/dev/null\n'
+                f'data_dir={data_dir}\n[Writer]\nsleep=1\n')
+    return path
+
+
+# -- the reference: plain bulk appends, no batching across files ---------------
+
+def reference_row(event_type, codes, event):
+    row = {c.name: ([c.default] * c.shape if c.shape > 1 else c.default)
+           for c in all_columns(event_type)}
+    header = event['header']
+    row['timestamp'] = calendar.timegm(header['datetime'].utctimetuple())
+    if event_type.extended_time:
+        row['nanoseconds'] = header['nanoseconds']
+        row['ext_timestamp'] = row['timestamp'] * 1_000_000_000 + header['nanoseconds']
+    blobs = []
+    for item in event['datalist']:
+        column, index = codes[item['data_uploadcode']]
+        value = item['data']
+        if column.blob:
+            blobs.append(base64.b64decode(value) if column.blob == 'base64'
+                         else str(value).encode('latin-1'))
+            value = len(blobs) - 1
+        if index is None:
+            row[column.name] = value
+        else:
+            row[column.name][index] = value
+    return row, blobs
+
+
+def reference_drain(data_dir):
+    """Store every queued spool file: one Table.append per table, one VLArray.append per blob."""
+    events = 0
+    files = {}
+    codes = {code: upload_codes(et) for code, et in EVENT_TYPES.items()}
+    for path in spool.queued(data_dir):
+        record = spool.load(path)
+        per_table = collections.defaultdict(list)
+        for event in record['event_list']:
+            when = event['header']['datetime']
+            per_table[when.year, when.month, when.day, event['header']['eventtype_uploadcode']].append(event)
+        for (year, month, day, code), table_events in per_table.items():
+            name = layout.day_file(data_dir, year, month, day)
+            if name not in files:
+                os.makedirs(os.path.dirname(name), exist_ok=True)
+                files[name] = tables.open_file(name, 'a')
+            h5 = files[name]
+            where = layout.station_path(record['cluster'], record['station_id'])
+            group = h5.get_node(where) if where in h5 else h5.create_group(
+                os.path.dirname(where), os.path.basename(where), createparents=True)
+            event_type = EVENT_TYPES[code]
+            table = group._f_get_child(event_type.table) if event_type.table in group else \
+                h5.create_table(group, event_type.table, layout.description(code), event_type.title)
+            blobs = group.blobs if 'blobs' in group else \
+                h5.create_vlarray(group, 'blobs', tables.VLStringAtom(), layout.BLOBS_TITLE)
+            rows = []
+            for event in table_events:
+                row, event_blobs = reference_row(event_type, codes[code], event)
+                base = blobs.nrows
+                for blob in event_blobs:
+                    blobs.append(blob)
+                for column in event_type.columns:
+                    if column.blob:
+                        row[column.name] = ([base + i if i >= 0 else i for i in row[column.name]]
+                                            if column.shape > 1 else base + row[column.name])
+                row['event_id'] = table.nrows + len(rows) + 1
+                rows.append(tuple(row[c.name] for c in all_columns(event_type)))
+            table.append(rows)
+            events += len(rows)
+        os.unlink(path)
+    for h5 in files.values():
+        h5.close()
+    return events
+
+
+def count_rows(data_dir):
+    total = 0
+    for path in sorted(spool_tree(data_dir)):
+        with tables.open_file(path) as h5:
+            total += sum(t.nrows for t in h5.walk_nodes('/hisparc', 'Table'))
+    return total
+
+
+def spool_tree(data_dir):
+    for root, _, names in os.walk(data_dir):
+        yield from (os.path.join(root, n) for n in names if n.endswith('.h5'))
+
+
+def compare_speed(base):
+    rng = random.Random(1)
+    backlog = list(payloads(FILES, rng))
+    ours, theirs = os.path.join(base, 'writer'), os.path.join(base, 'reference')
+    fill(ours, backlog)
+    fill(theirs, backlog)
+    config = config_mod.load(write_config(base, ours, os.path.join(base, 'log')))
+
+    started = time.perf_counter()
+    app = writer_app.Writer(config)
+    app.run(once=True)
+    writer_seconds = time.perf_counter() - started
+
+    started = time.perf_counter()
+    reference_events = reference_drain(theirs)
+    reference_seconds = time.perf_counter() - started
+
+    events = app.events_stored
+    assert events == reference_events == count_rows(ours) == count_rows(theirs) == FILES * 100
+    writer_rate, reference_rate = events / writer_seconds, reference_events / reference_seconds
+    print(f'backlog: {FILES} spool files x 100 events (36 CIC + 64 SIN, 4 traces per CIC)')
+    print(f'writer:    {writer_rate:10,.0f} events/s ({writer_seconds:.2f} s)')
+    print(f'reference: {reference_rate:10,.0f} events/s ({reference_seconds:.2f} s)'
+          f'  (one Table.append per table per file, one VLArray.append per blob)')
+    print(f'ratio:     {writer_rate / reference_rate:10.2f}x  (target >= 1.5x)', flush=True)
+
+
+def peak_memory(base):
+    data_dir = os.path.join(base, 'big')
+    rng = random.Random(2)
+    started = time.perf_counter()
+    fill(data_dir, payloads(BIG_BACKLOG, rng))
+    config = write_config(base, data_dir, os.path.join(base, 'log-big'))
+    filled = time.perf_counter() - started
+    started = time.perf_counter()
+    done = subprocess.run([sys.executable, '-m', 'writer', config, '--once'],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f'writer failed: {done.stderr}')
+    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    left = len(spool.queued(data_dir))
+    print(f'{BIG_BACKLOG:,} spool files ({BIG_BACKLOG * 100:,} events; queued in {filled:.1f} s): '
+          f'drained in {seconds:.1f} s by `python -m writer CONFIG --once`, '
+          f'{BIG_BACKLOG * 100 / seconds:,.0f} events/s, {left} left')
+    print(f'peak RSS of the writer process: {peak_kb / 1024:.0f} MB (target < 200 MB)', flush=True)
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    base = tempfile.mkdtemp(prefix='hisparc-writer-bench-')
+    try:
+        compare_speed(base)
+        if '--no-10k' not in argv:
+            peak_memory(base)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == '__main__':
+    main()
