@@ -1,0 +1,77 @@
+"""hisparc-datastore status, pause and resume; errors are one clear line."""
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from datastore import cli, spool, status
+from wsgi.received import Received
+
+
+def run(capsys, *argv):
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_status_shows_queue_held_files_writer_and_stations(make_config, capsys):
+    path = make_config()
+    data_dir = os.path.join(os.path.dirname(path), 'datastore')
+    spool.deliver(data_dir, spool.INCOMING, 'a', b'x')
+    os.utime(os.path.join(data_dir, spool.INCOMING, 'a'), (time.time() - 125,) * 2)
+    spool.deliver(data_dir, spool.SUSPICIOUS, 'b', b'x')
+    Received(data_dir, 10 ** 9).record(501, 'aa')
+    with open(os.path.join(data_dir, status.WRITER_STATUS), 'w') as f:
+        json.dump({'pid': os.getpid(), 'state': 'storing', 'updated': time.time(),
+                   'stations': {'501': 1795486000}, 'events_stored': 99}, f)
+    code, out, _ = run(capsys, 'status', '--config', path)
+    assert code == 0
+    assert '1 file(s) in incoming/, oldest waiting 2 min' in out
+    assert 'suspicious/ 1   failed/ 0   partial/ 0' in out
+    assert f'running (pid {os.getpid()}, storing' in out and '99 events stored' in out
+    station_line = next(line for line in out.splitlines() if line.strip().startswith('501'))
+    assert time.strftime('%Y-%m-%d', time.gmtime()) in station_line
+    assert '(0 s ago)' in station_line or '(1 s ago)' in station_line
+
+
+def test_status_json_is_the_gathered_figures(make_config, capsys):
+    code, out, _ = run(capsys, 'status', '--json', '-c', make_config())
+    figures = json.loads(out)
+    assert code == 0
+    assert set(figures) == {'time', 'data_dir', 'folders', 'queue', 'writer', 'stations'}
+    assert figures['writer']['running'] is False
+
+
+def test_status_says_when_the_writer_is_not_running(make_config, capsys):
+    _, out, _ = run(capsys, 'status', '-c', make_config())
+    assert 'not running' in out
+
+
+def test_pause_and_resume_create_and_remove_the_pause_file(make_config, capsys):
+    path = make_config()
+    pause = os.path.join(os.path.dirname(path), 'datastore', status.WRITER_PAUSE)
+    assert run(capsys, 'pause', '-c', path)[0] == 0
+    assert os.path.exists(pause)
+    assert 'paused: writer.pause exists' in run(capsys, 'status', '-c', path)[1]
+    assert run(capsys, 'resume', '-c', path)[0] == 0
+    assert not os.path.exists(pause)
+    assert 'was not paused' in run(capsys, 'resume', '-c', path)[1]
+
+
+def test_a_missing_config_is_one_clear_line_not_a_traceback(tmp_path):
+    command = [os.path.join(os.path.dirname(sys.executable), 'hisparc-datastore'),
+               'status', '--config', str(tmp_path / 'nope.ini')]
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 1
+    assert result.stderr.startswith('hisparc-datastore status: cannot read config file')
+    assert 'nope.ini' in result.stderr and 'Traceback' not in result.stderr
+
+
+def test_bad_arguments_are_explained_by_argparse(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(['simulate', '--batches', 'many'])
+    assert exc.value.code == 2
+    assert "'many' is not a positive whole number" in capsys.readouterr().err

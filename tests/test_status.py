@@ -1,0 +1,173 @@
+"""The status figures (datastore.status) and the monitoring endpoint (wsgi.status_app)."""
+import functools
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+import webtest
+
+from datastore import config as config_mod
+from datastore import spool, status
+from wsgi import status_app
+from wsgi.received import Received
+
+NOW = 1_800_000_000.0
+
+
+def put(data_dir, folder, name, mtime):
+    os.makedirs(os.path.join(data_dir, folder), exist_ok=True)
+    path = os.path.join(data_dir, folder, name)
+    with open(path, 'wb') as f:
+        f.write(b'x')
+    os.utime(path, (mtime, mtime))
+
+
+def write_writer_status(data_dir, **fields):
+    os.makedirs(data_dir, exist_ok=True)
+    with open(os.path.join(data_dir, status.WRITER_STATUS), 'w') as f:
+        json.dump(fields, f)
+
+
+def dead_pid():
+    process = subprocess.Popen([sys.executable, '-c', 'pass'])
+    process.wait()
+    return process.pid
+
+
+def test_an_empty_datastore_has_nothing_queued_no_stations_and_no_writer(config):
+    figures = status.gather(config, now=NOW)
+    assert figures['folders'] == {name: 0 for name in spool.FOLDERS}
+    assert figures['queue'] == {'files': 0, 'oldest_age': None}
+    assert figures['stations'] == {}
+    assert figures['writer']['running'] is False
+    assert figures['writer']['paused'] is False
+
+
+def test_folder_counts_and_the_age_of_the_oldest_waiting_file(config):
+    for i, mtime in enumerate((NOW - 300, NOW - 30, NOW - 5)):
+        put(config.data_dir, spool.INCOMING, f'in{i}', mtime)
+    put(config.data_dir, spool.SUSPICIOUS, 's0', NOW)
+    put(config.data_dir, spool.SUSPICIOUS, 's1', NOW)
+    put(config.data_dir, spool.FAILED, 'f0', NOW)
+    put(config.data_dir, spool.PARTIAL, 'p0', NOW)
+    figures = status.gather(config, now=NOW)
+    assert figures['folders'] == {'tmp': 0, 'incoming': 3, 'suspicious': 2, 'partial': 1, 'failed': 1}
+    assert figures['queue'] == {'files': 3, 'oldest_age': 300.0}
+
+
+def test_last_upload_per_station_comes_from_the_endpoints_received_record(config):
+    received = Received(config.data_dir, window_seconds=10 ** 9)
+    os.makedirs(config.data_dir)
+    received.record(501, 'aa', now=NOW - 100)
+    received.record(501, 'bb', now=NOW - 10)
+    received.record(502, 'cc', now=NOW - 50)
+    stations = status.gather(config, now=NOW)['stations']
+    assert stations == {'501': {'last_upload': NOW - 10, 'last_stored_event': None},
+                        '502': {'last_upload': NOW - 50, 'last_stored_event': None}}
+
+
+def test_a_received_file_that_is_not_a_database_gives_no_uploads_not_an_error(config):
+    os.makedirs(config.data_dir)
+    with open(os.path.join(config.data_dir, status.RECEIVED), 'wb') as f:
+        f.write(b'not sqlite at all' * 100)
+    assert status.gather(config, now=NOW)['stations'] == {}
+
+
+def test_a_writer_that_reported_recently_and_is_alive_is_running(config):
+    write_writer_status(config.data_dir, pid=os.getpid(), state='idle', updated=NOW - 2,
+                        stations={'501': NOW - 60}, events_stored=1234)
+    writer = status.gather(config, now=NOW)['writer']
+    assert writer['running'] is True
+    assert (writer['state'], writer['pid'], writer['events_stored']) == ('idle', os.getpid(), 1234)
+    assert status.gather(config, now=NOW)['stations']['501'] == {
+        'last_upload': None, 'last_stored_event': NOW - 60}
+
+
+def test_a_writer_whose_report_is_stale_or_whose_pid_is_gone_is_not_running(config):
+    stale = NOW - max(3 * config.sleep, status.MIN_STALE) - 1
+    write_writer_status(config.data_dir, pid=os.getpid(), state='idle', updated=stale,
+                        stations={}, events_stored=0)
+    assert status.gather(config, now=NOW)['writer']['running'] is False
+    write_writer_status(config.data_dir, pid=dead_pid(), state='storing', updated=NOW,
+                        stations={}, events_stored=0)
+    assert status.gather(config, now=NOW)['writer']['running'] is False
+
+
+def test_a_garbled_writer_status_reads_as_not_running(config):
+    os.makedirs(config.data_dir)
+    with open(os.path.join(config.data_dir, status.WRITER_STATUS), 'w') as f:
+        f.write('{"pid": ')
+    assert status.gather(config, now=NOW)['writer']['running'] is False
+
+
+def test_paused_is_the_pause_file(config):
+    os.makedirs(config.data_dir)
+    open(os.path.join(config.data_dir, status.WRITER_PAUSE), 'w').close()
+    assert status.gather(config, now=NOW)['writer']['paused'] is True
+
+
+SAMPLE = re.compile(r'^([a-z_]+)(\{[a-z_]+="[^"]*"\})? (\S+)$')
+
+
+def samples(text):
+    found = {}
+    for line in text.splitlines():
+        if line.startswith('#'):
+            assert re.match(r'^# (HELP|TYPE) [a-z_]+ .+$', line), line
+            continue
+        name, labels, value = SAMPLE.match(line).groups()
+        found[name + (labels or '')] = float(value)
+    return found
+
+
+def test_prometheus_text_carries_every_figure(config):
+    put(config.data_dir, spool.INCOMING, 'in0', NOW - 42)
+    Received(config.data_dir, 10 ** 9).record(501, 'aa', now=NOW - 10)
+    write_writer_status(config.data_dir, pid=os.getpid(), state='idle', updated=NOW - 1,
+                        stations={'501': NOW - 20}, events_stored=7)
+    found = samples(status.prometheus(status.gather(config, now=NOW)))
+    assert found['hisparc_spool_files{folder="incoming"}'] == 1
+    assert found['hisparc_spool_files{folder="suspicious"}'] == 0
+    assert found['hisparc_queue_oldest_age_seconds'] == 42
+    assert found['hisparc_writer_running'] == 1
+    assert found['hisparc_writer_paused'] == 0
+    assert found['hisparc_writer_events_stored'] == 7
+    assert found['hisparc_station_last_upload_timestamp_seconds{station="501"}'] == NOW - 10
+    assert found['hisparc_station_last_stored_event_timestamp_seconds{station="501"}'] == NOW - 20
+
+
+def app_for(configfile):
+    return webtest.TestApp(functools.partial(status_app.application, configfile=configfile))
+
+
+def test_the_status_endpoint_answers_json_by_default(make_config):
+    path = make_config()
+    put(config_mod.load(path).data_dir, spool.INCOMING, 'in0', time.time())
+    reply = app_for(path).get('/hisparc/status')
+    assert reply.content_type == 'application/json'
+    assert reply.json['queue']['files'] == 1
+    assert reply.json['writer']['running'] is False
+
+
+def test_the_status_endpoint_answers_prometheus_by_query_or_accept_header(make_config):
+    app = app_for(make_config())
+    for reply in (app.get('/hisparc/status?format=prometheus'),
+                  app.get('/hisparc/status', headers={'Accept': 'text/plain;version=0.0.4'}),
+                  app.get('/hisparc/status', headers={
+                      'Accept': 'application/openmetrics-text;version=1.0.0,text/plain;q=0.5'})):
+        assert reply.content_type == 'text/plain'
+        assert samples(reply.text)['hisparc_spool_files{folder="incoming"}'] == 0
+
+
+def test_the_status_endpoint_answers_503_naming_a_broken_config(tmp_path):
+    reply = app_for(str(tmp_path / 'missing.ini')).get('/hisparc/status', status=503)
+    assert 'missing.ini' in reply.json['error']
+
+
+def test_the_status_endpoint_does_not_import_pytables():
+    code = 'import sys, wsgi.status_app; print("tables" in sys.modules, "numpy" in sys.modules)'
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ['False', 'False']
