@@ -1,0 +1,166 @@
+"""hisparc-datastore serve (what `make serve` runs): from nothing to a stored upload, then Ctrl-C."""
+import contextlib
+import json
+import os
+import pathlib
+import shlex
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+import tables
+
+import uwsgi_server
+
+pytestmark = pytest.mark.slow
+
+COMMAND = pathlib.Path(sys.executable).with_name('hisparc-datastore')
+
+
+def wait_for(condition, timeout=30.0, what='condition'):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f'timed out waiting for {what}')
+        time.sleep(0.1)
+
+
+def gone(pid):
+    """True once ``pid`` has exited (a zombie left for init counts as exited)."""
+    try:
+        state = pathlib.Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    return state in ('Z', 'X')
+
+
+def get(port, path, timeout=5):
+    with urllib.request.urlopen(f'http://127.0.0.1:{port}{path}', timeout=timeout) as reply:
+        return reply.read().decode()
+
+
+def post(port, path, body=b''):
+    request = urllib.request.Request(f'http://127.0.0.1:{port}{path}', data=body, method='POST')
+    with urllib.request.urlopen(request, timeout=10) as reply:
+        return reply.read().decode()
+
+
+def writer_pid(var):
+    try:
+        return json.loads((var / 'data' / 'writer.status').read_text())['pid']
+    except (OSError, ValueError):
+        return None
+
+
+@contextlib.contextmanager
+def serving(var, port):
+    """`hisparc-datastore serve` in its own session, as a terminal would run it."""
+    out = open(var.parent / 'serve.out', 'w+')
+    process = subprocess.Popen([str(COMMAND), 'serve', '--var', str(var), '--port', str(port)],
+                               stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                               start_new_session=True)
+    try:
+        wait_for(lambda: process.poll() is not None or _answers(port), what='uWSGI to answer')
+        assert process.poll() is None, pathlib.Path(out.name).read_text()
+        yield process, out
+    finally:
+        pids = [process.pid, writer_pid(var)]
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
+        for pid in pids:
+            if pid and not gone(pid):
+                os.kill(pid, signal.SIGKILL)
+        out.close()
+
+
+def _answers(port):
+    try:
+        return get(port, '/hisparc/status', timeout=1)
+    except OSError:
+        return None
+
+
+def test_serve_stores_an_upload_restarts_the_writer_and_stops_cleanly_on_ctrl_c(tmp_path):
+    var, port = tmp_path / 'var', uwsgi_server.free_port()
+    with serving(var, port) as (process, out):
+        # The embedded default configuration, with the demo station.
+        assert (var / 'station_list.csv').read_text() == '99,Demo,demo\n'
+        assert f'data_dir = {var}/data' in (var / 'config.ini').read_text()
+
+        # It says where things are, and how to send a test upload: run that command.
+        banner = wait_for(lambda: (out.seek(0), out.read())[1], what='the banner')
+        assert f'config        {var}/config.ini' in banner and f'{var}/data' in banner
+        line = next(line for line in banner.splitlines() if ' simulate ' in line)
+        simulate = subprocess.run(shlex.split(line), capture_output=True, text=True, timeout=60)
+        assert simulate.returncode == 0, simulate.stdout + simulate.stderr
+        assert '100   OK' in simulate.stdout
+
+        # The attached writer stores it in today's HDF5 file.
+        today = time.gmtime()
+        day_file = var / 'data' / str(today.tm_year) / str(today.tm_mon) / \
+            f'{today.tm_year}_{today.tm_mon}_{today.tm_mday}.h5'
+
+        def stored():
+            if not day_file.exists() or os.listdir(var / 'data' / 'incoming'):
+                return 0
+            with tables.open_file(str(day_file)) as h5:
+                station = h5.get_node('/hisparc/cluster_demo/station_99')
+                return station.events.nrows + station.singles.nrows
+        assert wait_for(stored, what='the events in the day file') == 100
+
+        # Every other path reaches the upload app; a bare GET answers 400.
+        assert post(port, '/') == '400'
+        assert get(port, '/hisparc/upload') == '400'
+        figures = json.loads(get(port, '/hisparc/status'))
+        assert figures['writer']['running'] is True
+        assert figures['stations']['99']['last_upload'] is not None
+        assert 'hisparc_writer_running 1.0' in get(port, '/hisparc/status?format=prometheus')
+
+        # A writer that dies is restarted by the uWSGI master.
+        first = writer_pid(var)
+        os.kill(first, signal.SIGKILL)
+        second = wait_for(lambda: writer_pid(var) not in (None, first) and writer_pid(var),
+                          timeout=60, what='a new writer')
+        assert not gone(second)
+
+        # Ctrl-C: SIGINT to the terminal's process group stops uWSGI and the writer.
+        os.killpg(process.pid, signal.SIGINT)
+        assert process.wait(30) == 0
+        wait_for(lambda: gone(second), timeout=10, what='the writer to stop')
+        with pytest.raises(ProcessLookupError):
+            os.killpg(process.pid, 0)
+        log = (var / 'log' / 'hisparc.log-writer').read_text()
+        assert log.rstrip().endswith('writer stopped')
+
+
+def test_serve_keeps_an_existing_configuration(tmp_path):
+    var, port = tmp_path / 'var', uwsgi_server.free_port()
+    var.mkdir()
+    (var / 'stations.csv').write_text('501,Amsterdam,s3cret\n')
+    text = (f'[General]\nlog={var}/mine.log\nstation_list={var}/stations.csv\n'
+            f'data_dir={var}/mydata\n')
+    (var / 'config.ini').write_text(text)
+    with serving(var, port) as (process, out):
+        assert (var / 'config.ini').read_text() == text
+        assert not (var / 'station_list.csv').exists()
+        assert json.loads(get(port, '/hisparc/status'))['data_dir'] == f'{var}/mydata'
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
+
+
+def test_serve_with_a_broken_configuration_says_so_and_does_not_start(tmp_path):
+    var = tmp_path / 'var'
+    var.mkdir()
+    (var / 'config.ini').write_text('[General]\nlog=-\n')
+    result = subprocess.run([str(COMMAND), 'serve', '--var', str(var), '--port', '1'],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1
+    assert 'required key [General] station_list is missing' in result.stderr
+    assert 'Traceback' not in result.stderr
