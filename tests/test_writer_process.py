@@ -285,3 +285,27 @@ def test_pause_after_storing_closes_files_so_readers_can_open_them(make_config):
         app.request_stop()
         thread.join(timeout=10)
     check_exactly_once(data_dir, sent)
+
+
+def cpu_seconds(pid):
+    with open(f'/proc/{pid}/stat') as f:
+        fields = f.read().rsplit(')', 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.exists('/proc/self/stat'), reason='needs /proc')
+def test_idle_writer_uses_no_cpu_to_speak_of(make_config):
+    config = make_config(writer_sleep=0.2)
+    data_dir = data_dir_of(config)
+    writer = start_writer(config)
+    try:
+        assert wait_for(lambda: os.path.exists(os.path.join(data_dir, 'writer.status')))
+        before = cpu_seconds(writer.pid)
+        time.sleep(2.0)
+        assert cpu_seconds(writer.pid) - before < 0.1
+        queue(data_dir, factory.batch(WHEN, random.Random(7)))       # and it still wakes up
+        assert wait_for(lambda: not folder_files(data_dir, 'incoming'), timeout=10)
+    finally:
+        writer.send_signal(signal.SIGTERM)
+        assert writer.wait(timeout=10) == 0

@@ -131,6 +131,18 @@ def test_an_unreadable_spool_file_goes_to_failed_byte_for_byte(setup, caplog):
     assert good not in folder_files(data_dir, 'incoming')
 
 
+def test_a_batch_of_only_unreadable_files_does_not_stop_the_drain(make_config):
+    config = make_config()
+    with open(config, 'a') as f:
+        f.write('batch_files=2\n')
+    data_dir = os.path.join(os.path.dirname(config), 'datastore')
+    bad = [queue_raw(data_dir, b'junk %d' % i) for i in range(4)]
+    queue(data_dir, factory.batch(WHEN, random.Random(12)))
+    drain(config)
+    assert folder_files(data_dir, 'failed') == sorted(bad)
+    assert folder_files(data_dir, 'incoming') == []
+
+
 def test_a_pickle_that_is_not_a_spool_record_goes_to_failed(setup):
     config, data_dir = setup
     name = queue_raw(data_dir, pickle.dumps(['just', 'a', 'list']))

@@ -17,7 +17,6 @@ class DayFile:
 
     def __init__(self, path):
         self.path = path
-        self.created = not os.path.exists(path)
         os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
         try:
             self.h5 = tables.open_file(path, 'a')
@@ -57,12 +56,6 @@ class DayFile:
         except tables.NoSuchNodeError:
             return self.h5.create_vlarray(group, layout.BLOBS, tables.VLStringAtom(),
                                           title=layout.BLOBS_TITLE)
-
-    def discard(self):
-        """Close a file the pass does not use; remove it if opening created it."""
-        self.h5.close()
-        if self.created:
-            os.unlink(self.path)
 
     def close(self):
         """Flush, close and fsync: once this returns the rows are durable."""

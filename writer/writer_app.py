@@ -165,26 +165,26 @@ class Writer:
     # -- one pass -----------------------------------------------------------
 
     def store_pass(self):
-        """Store one batch of spool files; True if any were finished."""
+        """Store one batch of spool files; True if any were finished (or failed)."""
         started = time.monotonic()
         unknown_codes = set()
-        files = [f for f in map(lambda p: self.load(p, unknown_codes), self.claim()) if f]
+        claimed = self.claim()
+        files = [f for f in (self.load(path, unknown_codes) for path in claimed) if f]
         if not files:
-            return False
-        day_files, locked = self.open_day_files({day for f in files for day in f.days})
-        ready = [f for f in files if not (f.days & locked)]
+            return bool(claimed)
+        day_files, locked = self.open_existing({day for f in files for day in f.days})
+        ready = [f for f in files if not f.days & locked]
         self.release([f for f in files if f.days & locked])
         stations = self.group(ready)
-        self.close_unused(day_files, {key[0] for key in stations})
-        lengths = {}
-        for (day, cluster, station_id), station_rows in stations.items():
-            day_file = day_files[day]
-            known = lengths.setdefault(day_file.path, None if day_file.created else {})
-            if known is not None:
-                known.update(station_rows.node_lengths(day_file, cluster, station_id))
+        used = {day for day, _, _ in stations}
+        for day in set(day_files) - used:
+            day_files.pop(day).close()
         names = [f.name for f in ready]
+        lengths = self.node_lengths(day_files, stations)
         journal.write(self.data_dir, names, lengths)
         try:
+            for day in used - set(day_files):       # new files: only once the journal names them
+                day_files[day] = DayFile(layout.day_file(self.data_dir, *day))
             for (day, cluster, station_id), station_rows in stations.items():
                 station_rows.append_to(day_files[day], cluster, station_id)
         finally:
@@ -196,7 +196,19 @@ class Writer:
         journal.remove_spool_files(self.data_dir, names)
         journal.remove(self.data_dir)
         self.account(ready, unknown_codes, time.monotonic() - started)
-        return bool(ready)
+        return bool(ready) or len(files) < len(claimed)
+
+    def node_lengths(self, day_files, stations):
+        """Day file path -> {node path: length} before the pass; None for a new file."""
+        lengths = {}
+        for (day, cluster, station_id), station_rows in stations.items():
+            path = layout.day_file(self.data_dir, *day)
+            if day not in day_files:
+                lengths[path] = None
+            else:
+                lengths.setdefault(path, {}).update(
+                    station_rows.node_lengths(day_files[day], cluster, station_id))
+        return lengths
 
     def claim(self):
         """Spool files for this pass: those left in partial/, else the oldest queued."""
@@ -234,15 +246,18 @@ class Writer:
             return None
         return SpoolFile(path, record, self.config.minimum_year, unknown_codes)
 
-    def open_day_files(self, days):
-        """Open the day files of ``days``; return them and the days that are locked."""
+    def open_existing(self, days):
+        """Open the existing day files of ``days``; return them and the days that are locked."""
         day_files, locked = {}, set()
         for day in sorted(days):
             path = layout.day_file(self.data_dir, *day)
+            if not os.path.exists(path):
+                continue
             try:
                 day_files[day] = DayFile(path)
             except Unavailable as exc:
-                log.warning('day file unavailable, its events wait: %s', exc)
+                log.warning('day file locked by another process (or unreadable); '
+                            'its events wait: %s', exc)
                 locked.add(day)
         return day_files, locked
 
@@ -264,12 +279,6 @@ class Writer:
             for code, day, times, row, blobs in f.rows:
                 stations[day, f.cluster, f.station_id].add(code, times, row, blobs)
         return stations
-
-    @staticmethod
-    def close_unused(day_files, used):
-        for day in list(day_files):
-            if day not in used:
-                day_files.pop(day).discard()
 
     def hold_back(self, f):
         """Deliver the events of ``f`` that cannot be stored to suspicious/."""
