@@ -61,6 +61,7 @@ def test_pause_and_resume_create_and_remove_the_pause_file(make_config, capsys):
     assert 'was not paused' in run(capsys, 'resume', '-c', path)[1]
 
 
+@pytest.mark.slow
 def test_a_missing_config_is_one_clear_line_not_a_traceback(tmp_path):
     command = [os.path.join(os.path.dirname(sys.executable), 'hisparc-datastore'),
                'status', '--config', str(tmp_path / 'nope.ini')]

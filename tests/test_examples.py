@@ -133,6 +133,7 @@ def test_status_wsgi_answers_with_the_configured_datastore(make_config, monkeypa
     assert reply.json['queue']['files'] == 0
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not shutil.which('systemd-analyze'), reason='systemd-analyze is not installed')
 def test_the_writer_service_unit_verifies(tmp_path):
     text = (EXAMPLES / 'hisparc-writer.service').read_text()
