@@ -65,7 +65,9 @@ def when(timestamp, now):
     if timestamp is None:
         return '-'
     text = datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc)
-    return f'{text:%Y-%m-%d %H:%M:%S} ({ago(now - timestamp)} ago)'
+    delta = now - timestamp     # negative for an event from a station clock that runs ahead
+    relative = f'{ago(delta)} ago' if delta >= 0 else f'{ago(-delta)} ahead'
+    return f'{text:%Y-%m-%d %H:%M:%S} ({relative})'
 
 
 # -- status, pause, resume -----------------------------------------------------

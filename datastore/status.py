@@ -40,7 +40,8 @@ def gather(config, now=None):
     stations = {}
     for number, received in _last_uploads(data_dir).items():
         stations.setdefault(str(number), {})['last_upload'] = received
-    for number, stored in (writer.pop('stations') or {}).items():
+    stored_per_station = writer.pop('stations')
+    for number, stored in (stored_per_station if isinstance(stored_per_station, dict) else {}).items():
         stations.setdefault(str(number), {})['last_stored_event'] = stored
     for entry in stations.values():
         entry.setdefault('last_upload', None)
@@ -103,8 +104,9 @@ def _writer(data_dir, sleep, now):
         return state
     for key in ('state', 'pid', 'updated', 'events_stored', 'stations'):
         state[key] = reported.get(key)
-    fresh = isinstance(state['updated'], (int, float)) \
-        and now - state['updated'] <= max(3 * sleep, MIN_STALE)
+    if not isinstance(state['updated'], (int, float)):
+        state['updated'] = None
+    fresh = state['updated'] is not None and now - state['updated'] <= max(3 * sleep, MIN_STALE)
     state['running'] = bool(fresh and isinstance(state['pid'], int) and _alive(state['pid']))
     return state
 
