@@ -68,6 +68,9 @@ def serving(var, port):
     try:
         wait_for(lambda: process.poll() is not None or _answers(port), what='uWSGI to answer')
         assert process.poll() is None, pathlib.Path(out.name).read_text()
+        # The writer reports once the master runs its loop (which spawns it);
+        # a signal in the instant before that can be missed by uWSGI.
+        wait_for(lambda: writer_pid(var), what='the writer to report')
         yield process, out
     finally:
         pids = [process.pid, writer_pid(var)]
