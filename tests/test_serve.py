@@ -51,15 +51,15 @@ def post(port, path, body=b''):
         return reply.read().decode()
 
 
-def writer_pid(var):
+def writer_pid(var, data='data'):
     try:
-        return json.loads((var / 'data' / 'writer.status').read_text())['pid']
+        return json.loads((var / data / 'writer.status').read_text())['pid']
     except (OSError, ValueError):
         return None
 
 
 @contextlib.contextmanager
-def serving(var, port):
+def serving(var, port, data='data'):
     """`hisparc-datastore serve` in its own session, as a terminal would run it."""
     out = open(var.parent / 'serve.out', 'w+')
     process = subprocess.Popen([str(COMMAND), 'serve', '--var', str(var), '--port', str(port)],
@@ -70,10 +70,10 @@ def serving(var, port):
         assert process.poll() is None, pathlib.Path(out.name).read_text()
         # The writer reports once the master runs its loop (which spawns it);
         # a signal in the instant before that can be missed by uWSGI.
-        wait_for(lambda: writer_pid(var), what='the writer to report')
+        wait_for(lambda: writer_pid(var, data), what='the writer to report')
         yield process, out
     finally:
-        pids = [process.pid, writer_pid(var)]
+        pids = [process.pid, writer_pid(var, data)]
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
         process.wait(10)
@@ -153,7 +153,7 @@ def test_serve_keeps_an_existing_configuration(tmp_path):
     text = (f'[General]\nlog={var}/mine.log\nstation_list={var}/stations.csv\n'
             f'data_dir={var}/mydata\n')
     (var / 'config.ini').write_text(text)
-    with serving(var, port) as (process, out):
+    with serving(var, port, data='mydata') as (process, out):
         assert (var / 'config.ini').read_text() == text
         assert not (var / 'station_list.csv').exists()
         assert json.loads(get(port, '/hisparc/status'))['data_dir'] == f'{var}/mydata'
