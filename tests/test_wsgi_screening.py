@@ -61,7 +61,8 @@ def _malformed():
         'data is None': {'header': header, 'datalist': [item | {'data': None}]},
         'data is a list': {'header': header, 'datalist': [item | {'data': [1, 2]}]},
         'data is a dict': {'header': header, 'datalist': [item | {'data': {'a': 1}}]},
-        'extra key not scalar': {'header': header, 'datalist': datalist, 'x': object()},
+        'extra event key': {'header': header, 'datalist': datalist, 'x': 1},
+        'extra item key': {'header': header, 'datalist': [item | {'x': 1}]},
         'key not text': {'header': header | {1: 2}, 'datalist': datalist},
     }
 
