@@ -135,7 +135,7 @@ def day_start(date):
 
 
 def cmd_requeue(args):
-    # The writer screens events exactly as the endpoint does (wsgi.screening).
+    # The endpoint's screening: the writer holds back at least these events again.
     from wsgi import screening
 
     config = load_config(args.config)
@@ -164,15 +164,15 @@ def cmd_requeue(args):
                   f'held back again (dated before {config.minimum_year}, undated or malformed)')
             kept += 1
             continue
+        target = os.path.join(incoming, name)
+        if os.path.exists(target):
+            print(f'skip {name}: incoming/ already holds a file of that name')
+            kept += 1
+            continue
         note = f', {len(held)} of them will be held back again' if held else ''
         print(f"{'would move' if args.dry_run else 'move'} {name}: "
               f"station {record['station_id']}, {len(record['event_list'])} event(s){note}")
         if not args.dry_run:
-            target = os.path.join(incoming, name)
-            if os.path.exists(target):
-                print(f'skip {name}: incoming/ already holds a file of that name')
-                kept += 1
-                continue
             os.makedirs(incoming, exist_ok=True)
             os.rename(path, target)
         moved += 1
