@@ -495,9 +495,10 @@ def parser():
 
     cmd = command('simulate', cmd_simulate,
                   'post realistic station uploads to URL and report return codes and rates')
-    cmd.add_argument('--url', default=f'http://127.0.0.1:8080{UPLOAD_PATH}', help='%(default)s')
+    cmd.add_argument('--url', type=http_url, default=f'http://127.0.0.1:8080{UPLOAD_PATH}',
+                     help='%(default)s')
     cmd.add_argument('--station', type=int, action='append', help='station number (repeatable)')
-    cmd.add_argument('--stations', type=int, default=1,
+    cmd.add_argument('--stations', type=positive, default=1,
                      help='without --station: the first N stations of the list (default 1)')
     cmd.add_argument('--password', help='the password of every simulated station')
     source = cmd.add_mutually_exclusive_group()
@@ -505,18 +506,18 @@ def parser():
     source.add_argument('--station-list', help='take station passwords from this list')
     cmd.add_argument('--batches', type=positive,
                      help='batches per station (default 1, or no limit with --duration)')
-    cmd.add_argument('--duration', type=float, help='stop after this many seconds')
+    cmd.add_argument('--duration', type=positive_number, help='stop after this many seconds')
     cmd.add_argument('--batch-size', type=positive, default=100, help='events per batch (default 100)')
     cmd.add_argument('--mix', choices=MIXES, default='real',
                      help="'real': 36%% CIC + 64%% SIN like a real batch; "
                           "'every-type': all 14 event types (default real)")
     cmd.add_argument('--pickle', choices=('py2', 'py3'), default='py2',
                      help='Python 2 protocol 0 as the stations send, or Python 3 (default py2)')
-    cmd.add_argument('--rate', type=float, default=0.0,
+    cmd.add_argument('--rate', type=positive_number,
                      help='batches per second over all stations (default: as fast as replies come)')
     cmd.add_argument('--date', type=parse_date,
                      help='date the events on this day (default now; before 2020 tests suspicious/)')
-    cmd.add_argument('--timeout', type=float, default=60.0, help='seconds per request (default 60)')
+    cmd.add_argument('--timeout', type=positive_number, default=60.0, help='seconds per request (default 60)')
     cmd.add_argument('--seed', type=int, help='random seed, for repeatable batches')
 
     cmd = command('serve', cmd_serve, 'run uWSGI (upload and status apps) and the writer on '
@@ -535,6 +536,23 @@ def positive(text):
     if value < 1:
         raise argparse.ArgumentTypeError(f'{text!r} is not a positive whole number')
     return value
+
+
+def positive_number(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f'{text!r} is not a positive number')
+    return value
+
+
+def http_url(text):
+    parts = urllib.parse.urlsplit(text)
+    if parts.scheme not in ('http', 'https') or not parts.hostname:
+        raise argparse.ArgumentTypeError(f'{text!r} is not an http:// URL')
+    return text
 
 
 def main(argv=None):
