@@ -136,3 +136,14 @@ def test_the_real_endpoint_stores_simulated_uploads(make_config, capsys):
             code, out = simulate(capsys, '--url', server.url, '--config', path, '--stations', '2',
                                  '--batches', '2', '--pickle', flavour, '--mix', 'every-type')
             assert code == 0, out
+
+
+@pytest.mark.parametrize('argv, says', [
+    (['--url', 'localhost:8080/hisparc/upload'], "'localhost:8080/hisparc/upload' is not an http:// URL"),
+    (['--rate', '-1'], "'-1' is not a positive number"),
+    (['--stations', '0'], "'0' is not a positive whole number"),
+])
+def test_arguments_that_make_no_sense_are_refused_with_the_reason(capsys, argv, says):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(['simulate', '--station', '1', '--password', 'x', *argv])
+    assert exc.value.code == 2 and says in capsys.readouterr().err
