@@ -456,8 +456,8 @@ Ctrl-C stops the server and the writer.
 # -- the command line ----------------------------------------------------------
 
 def parser():
-    top = argparse.ArgumentParser(prog='hisparc-datastore', description=__doc__.split('\n\n')[0],
-                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    top = argparse.ArgumentParser(prog='hisparc-datastore',
+                                  description='The HiSPARC datastore: operator tools.')
     sub = top.add_subparsers(dest='command', required=True, metavar='COMMAND')
 
     def command(name, func, help_):
