@@ -37,15 +37,12 @@ def gather(config, now=None):
                for name in spool.FOLDERS}
     oldest = _mtime(incoming[0]) if incoming else None
     writer = _writer(data_dir, config.sleep, now)
-    stations = {}
-    for number, received in _last_uploads(data_dir).items():
-        stations.setdefault(str(number), {})['last_upload'] = received
-    stored_per_station = writer.pop('stations')
-    for number, stored in (stored_per_station if isinstance(stored_per_station, dict) else {}).items():
-        stations.setdefault(str(number), {})['last_stored_event'] = stored
-    for entry in stations.values():
-        entry.setdefault('last_upload', None)
-        entry.setdefault('last_stored_event', None)
+    uploads = {str(number): received for number, received in _last_uploads(data_dir).items()}
+    stored = writer.pop('stations')
+    stored = stored if isinstance(stored, dict) else {}
+    numbers = sorted(uploads.keys() | stored.keys(), key=lambda n: (len(n), n))   # 99 before 501
+    stations = {n: {'last_upload': uploads.get(n), 'last_stored_event': stored.get(n)}
+                for n in numbers}
     return {
         'time': now,
         'data_dir': data_dir,
@@ -53,7 +50,7 @@ def gather(config, now=None):
         'queue': {'files': folders[spool.INCOMING],
                   'oldest_age': None if oldest is None else max(0.0, now - oldest)},
         'writer': writer,
-        'stations': dict(sorted(stations.items(), key=lambda item: int(item[0]))),
+        'stations': stations,
     }
 
 
