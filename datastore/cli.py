@@ -418,7 +418,7 @@ def uwsgi_args(config, configfile, port, processes):
         '--mount', f'{STATUS_PATH}={apps[STATUS_PATH]}',
         '--limit-post', str(config.max_upload_bytes),
         '--post-buffering', '65536',
-        '--harakiri', '600', '--socket-timeout', '60',
+        '--harakiri', '300', '--socket-timeout', '60',
         # The writer: started with uWSGI, restarted by the master if it dies,
         # stopped with SIGTERM when uWSGI stops.
         '--attach-daemon2', f'cmd={writer},stopsignal=15',
