@@ -427,6 +427,9 @@ def uwsgi_args(config, configfile, port, processes):
 
 def cmd_serve(args):
     configfile = prepare_var(args.var)
+    problems, _ = check(configfile)
+    if problems:
+        raise Failure(f'{configfile} cannot be served:\n  ' + '\n  '.join(problems))
     config = load_config(configfile)
     for name in spool.FOLDERS:
         os.makedirs(spool.folder(config.data_dir, name), exist_ok=True)

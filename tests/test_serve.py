@@ -170,3 +170,14 @@ def test_serve_with_a_broken_configuration_says_so_and_does_not_start(tmp_path):
     assert result.returncode == 1
     assert 'required key [General] station_list is missing' in result.stderr
     assert 'Traceback' not in result.stderr
+
+
+def test_serve_refuses_a_configuration_whose_station_list_is_missing(tmp_path):
+    var = tmp_path / 'var'
+    var.mkdir()
+    (var / 'config.ini').write_text(f'[General]\nlog=-\nstation_list={var}/gone.csv\n'
+                                    f'data_dir={var}/data\n')
+    result = subprocess.run([str(COMMAND), 'serve', '--var', str(var), '--port', '1'],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1
+    assert f'station_list = {var}/gone.csv: cannot read it' in result.stderr
