@@ -22,7 +22,8 @@ import tempfile
 import time
 import urllib.parse
 
-from datastore import factory, py2pickle, spool
+from datastore import factory, py2pickle, safepickle, spool
+from wsgi import form, screening
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / 'tests'))
@@ -124,6 +125,30 @@ def summary(name, elapsed, results):
     return rate
 
 
+def phases(count=200):
+    """CPU milliseconds per upload of each step of the upload path, in-process."""
+    spent = dict.fromkeys(('decode form', 'checksum', 'unpickle', 'screen', 'pickle spool file',
+                           'deliver (write, fsync, rename, fsync)'), 0.0)
+
+    def timed(step, func, *args):
+        started = time.process_time()
+        result = func(*args)
+        spent[step] += time.process_time() - started
+        return result
+    with tempfile.TemporaryDirectory(prefix='hisparc-bench-') as data_dir:
+        for request in _requests[:count]:
+            fields = timed('decode form', form.parse, request.partition(b'\r\n\r\n')[2])
+            pickled = timed('checksum', form.pickle_bytes, fields['data'], fields['checksum'])
+            events = timed('unpickle', safepickle.loads, pickled)
+            good, _ = timed('screen', screening.split, events, 2020)
+            payload = timed('pickle spool file', spool.dumps, 1000, 'Bench', good)
+            timed('deliver (write, fsync, rename, fsync)', spool.deliver, data_dir, spool.INCOMING,
+                  spool.unique_name(1000), payload)
+    print('in-process CPU per upload: ' + ', '.join(
+        f'{step} {seconds / count * 1000:.2f} ms' for step, seconds in spent.items())
+        + f'; total {sum(spent.values()) / count * 1000:.2f} ms', flush=True)
+
+
 def main():
     print(f'building {BATCHES} distinct 100-event Python 2 batches from {STATIONS} stations ...',
           flush=True)
@@ -154,6 +179,7 @@ def main():
         rate = summary('project app', drive_elapsed, results)
         print(f'ratio project/null: {rate / null_rate:.3f} (target >= 0.15); replies {replies}; '
               f'{stored} batches spooled in incoming/')
+        phases()
         if set(replies) != {'100'} or stored != BATCHES:
             sys.exit('benchmark FAILED: not every upload was answered 100 and stored')
 

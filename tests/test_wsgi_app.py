@@ -409,6 +409,15 @@ def test_a_blocked_spool_folder_answers_404_then_recovers(ep):
     assert ep.spooled()[0]['event_list'] == events
 
 
+def test_a_failed_upload_puts_nothing_in_incoming(ep):
+    ep.data_dir.mkdir()
+    (ep.data_dir / spool.SUSPICIOUS).write_text('a file where the folder belongs')
+    events = batch()
+    events.append(factory.event('SIN', datetime.datetime(2019, 4, 7), random.Random(2)))
+    assert ep.upload(events) == '404'
+    assert ep.files(spool.INCOMING) == [] and ep.files(spool.TMP) == []
+
+
 def test_an_unusable_data_dir_answers_404(endpoint, tmp_path):
     (tmp_path / 'file').write_text('')
     ep = endpoint(data_dir=tmp_path / 'file' / 'datastore')

@@ -10,6 +10,7 @@ Every request is answered HTTP 200, ``text/plain``, with exactly one return
 code (see rcodes.py), whatever its path and method. The uWSGI worker imports
 neither PyTables nor numpy.
 """
+import contextlib
 import dataclasses
 import hmac
 import logging
@@ -23,7 +24,7 @@ from .stationlist import StationList, Unavailable
 
 log = logging.getLogger('wsgi.upload')
 
-MINIMUM_YEAR = dict((key, default) for _, key, _, default in config_mod.KEYS)['minimum_year']
+MINIMUM_YEAR = next(default for _, key, _, default in config_mod.KEYS if key == 'minimum_year')
 
 
 class Refused(Exception):
@@ -131,7 +132,7 @@ def upload(endpoint, environ, report):
     checksum = fields['checksum'].decode('ascii').lower()
 
     received = endpoint.received
-    with storage('the station lock'), received.station_lock(number):
+    with storage('locking the station'), received.station_lock(number):
         if _seen(received, number, checksum):
             report.outcome = 'a resend of a batch already stored'
             return rcodes.OK
@@ -148,32 +149,29 @@ def upload(endpoint, environ, report):
 def store(config, station, event_list):
     """Spool the sound events in incoming/, the others in suspicious/; say where."""
     good, suspicious = screening.split(event_list, config.minimum_year)
+    # suspicious/ first: if incoming/ then fails, the resend duplicates only
+    # events held for review, never rows in the datastore.
     try:
         files = [(folder, spool.dumps(station.number, station.cluster, events), len(events))
-                 for folder, events in ((spool.INCOMING, good), (spool.SUSPICIOUS, suspicious))
+                 for folder, events in ((spool.SUSPICIOUS, suspicious), (spool.INCOMING, good))
                  if events]
     except Exception as exc:            # RecursionError for a deeply nested value
         raise Refused(rcodes.UNPICKLING_ERROR,
                       f'the events cannot be spooled: {type(exc).__name__}: {exc}') from None
-    with storage('the spool'):
+    with storage('spooling'):
         for folder, payload, _ in files:
             spool.deliver(config.data_dir, folder, spool.unique_name(station.number), payload)
     return 'stored: ' + (', '.join(f'{n} in {folder}/' for folder, _, n in files) or 'nothing')
 
 
-@dataclasses.dataclass
-class storage:
+@contextlib.contextmanager
+def storage(what):
     """Turn an OSError into a 404, logged at ERROR with what failed."""
-    what: str
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, exc, tb):
-        if kind is not None and issubclass(kind, OSError):
-            log.error('storage unavailable: %s failed', self.what, exc_info=exc)
-            raise Refused(rcodes.STORAGE_UNAVAILABLE, f'{self.what} failed: {exc}') from None
-        return False
+    try:
+        yield
+    except OSError as exc:
+        log.error('storage unavailable: %s failed', what, exc_info=exc)
+        raise Refused(rcodes.STORAGE_UNAVAILABLE, f'{what} failed: {exc}') from None
 
 
 # The resend record only saves work and duplicates: if it fails, the upload
