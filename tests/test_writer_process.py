@@ -309,3 +309,18 @@ def test_idle_writer_uses_no_cpu_to_speak_of(make_config):
     finally:
         writer.send_signal(signal.SIGTERM)
         assert writer.wait(timeout=10) == 0
+
+
+@pytest.mark.slow
+def test_a_second_writer_on_the_same_data_dir_refuses_to_run(make_config):
+    config = make_config()
+    data_dir = data_dir_of(config)
+    first = start_writer(config)
+    try:
+        assert wait_for(lambda: os.path.exists(os.path.join(data_dir, 'writer.status')))
+        second = run_once(config)
+        assert second.returncode == 1
+        assert 'another writer is running' in second.stderr
+    finally:
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(timeout=10) == 0

@@ -8,6 +8,7 @@ how a pass survives SIGKILL. Between passes the writer sleeps, pauses while
 ``data_dir/writer.pause`` exists, and stops cleanly on SIGTERM/SIGINT.
 """
 import collections
+import fcntl
 import gc
 import json
 import logging
@@ -25,11 +26,16 @@ from .datafile import DayFile, Unavailable, append_blobs
 log = logging.getLogger('writer')
 
 PAUSE = 'writer.pause'
+LOCK = 'writer.lock'        # held while a writer runs: one writer per data_dir
 STATUS = 'writer.status'
 PAUSE_POLL = 1.0            # seconds between looks at the pause file
 STATUS_INTERVAL = 5.0       # seconds between status updates while idle
 MIN_RETRY = 1.0             # seconds before a file waiting for a locked day is tried again
 PROGRESS_MIN_FILES = 20     # --once shows a progress bar from this backlog on
+
+
+class AlreadyRunning(Exception):
+    """Another writer holds ``data_dir/writer.lock``."""
 
 
 class SpoolFile:
@@ -89,6 +95,8 @@ class StationRows:
 
 
 class Writer:
+    """The writer's loop and passes; ``run`` until stopped (or, ``once``, drained)."""
+
     def __init__(self, config):
         self.config = config
         self.data_dir = config.data_dir
@@ -105,8 +113,15 @@ class Writer:
 
     def run(self, once=False):
         spool.ensure_folders(self.data_dir)
-        if not self.recover():
-            return
+        with open(os.path.join(self.data_dir, LOCK), 'a') as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise AlreadyRunning(f'another writer is running on {self.data_dir}') from None
+            if self.recover():
+                self.drain(once)
+
+    def drain(self, once):
         if once:
             self.progress = Progress.for_backlog(self.data_dir)
         while not self.stop.is_set():
@@ -140,8 +155,8 @@ class Writer:
                     log.warning('finished the pass an earlier run left unfinished')
                 return True
             except Unavailable as exc:
-                log.warning('cannot recover yet, day file locked: %s', exc)
-                self.idle('paused', max(self.config.sleep, MIN_RETRY))
+                log.warning('cannot undo the unfinished pass yet, day file locked: %s', exc)
+                self.idle('idle', max(self.config.sleep, MIN_RETRY))
         return False
 
     def safe_pass(self):
@@ -374,5 +389,10 @@ def writer(configfile, once=False):
         signal.signal(signal.SIGTERM, app.request_stop)
         signal.signal(signal.SIGINT, app.request_stop)
     log.info('writer started (pid %d, data_dir %s)', os.getpid(), config.data_dir)
-    app.run(once=once)
+    try:
+        app.run(once=once)
+    except AlreadyRunning as exc:
+        log.error('%s; this one exits', exc)
+        print(f'hisparc-writer: {exc}', file=sys.stderr)
+        raise SystemExit(1) from None
     log.info('writer stopped')
