@@ -84,9 +84,15 @@ def loads(data):
     """Unpickle ``data`` (bytes); raise PickleRefused for anything else."""
     # A BufferedReader lets the C unpickler peek ahead instead of calling
     # readline() per protocol-0 opcode: twice as fast on a 130 kB upload.
+    reader = io.BufferedReader(io.BytesIO(data))
     try:
-        return _Unpickler(io.BufferedReader(io.BytesIO(data)), encoding='latin1').load()
+        obj = _Unpickler(reader, encoding='latin1').load()
     except PickleRefused:
         raise
     except (Exception, RecursionError) as exc:
         raise PickleRefused(f'{type(exc).__name__}: {exc}') from None
+    # No client sends bytes after the STOP opcode; refusing them also means an
+    # accepted pickle is exactly ``data`` (spool.splice relies on that).
+    if reader.tell() != len(data):
+        raise PickleRefused(f'{len(data) - reader.tell()} bytes after the end of the pickle')
+    return obj

@@ -15,6 +15,7 @@ A spool file is a pickle of ``{'station_id': int, 'cluster': str,
 import os
 import pickle
 import secrets
+import struct
 import time
 
 from . import safepickle
@@ -45,6 +46,30 @@ def ensure_folders(data_dir, names=FOLDERS):
 def dumps(station_id, cluster, event_list):
     return pickle.dumps({'station_id': station_id, 'cluster': cluster,
                          'event_list': event_list}, protocol=PROTOCOL)
+
+
+def _text(value):
+    data = value.encode('utf-8', 'surrogatepass')
+    return pickle.BINUNICODE + struct.pack('<I', len(data)) + data
+
+
+def splice(station_id, cluster, event_list_pickle):
+    """The spool file of ``dumps`` around an already pickled event list.
+
+    Uploads from the deployed clients are protocol-0 pickles (no PROTO
+    opcode, no memo shared with what is added here): the dict is built around
+    the station's own bytes instead of unpickling them once more. The pickle
+    must end at its STOP (safepickle.loads checks that). Returns None for
+    other protocols; use ``dumps`` then.
+    """
+    if not event_list_pickle.startswith(b'(') or not event_list_pickle.endswith(pickle.STOP):
+        return None
+    return b''.join((
+        pickle.EMPTY_DICT,
+        _text('station_id'), pickle.INT, b'%d\n' % station_id, pickle.SETITEM,
+        _text('cluster'), _text(cluster), pickle.SETITEM,
+        _text('event_list'), event_list_pickle[:-1], pickle.SETITEM,
+        pickle.STOP))
 
 
 def unique_name(station_id):

@@ -105,3 +105,10 @@ class _Shell:
     def __reduce__(self):
         import os
         return os.system, (self.cmd,)
+
+
+def test_bytes_after_the_stop_opcode_are_refused():
+    data = py2pickle.dumps([1, 2])
+    assert safepickle.loads(data) == [1, 2]
+    with pytest.raises(PickleRefused, match='after the end'):
+        safepickle.loads(data + b"cos\nsystem\n(S'echo'\ntR.")

@@ -141,18 +141,19 @@ def upload(endpoint, environ, report):
             raise Refused(rcodes.UNPICKLING_ERROR,
                           f'the pickle is a {type(event_list).__name__}, not a list')
         report.events = len(event_list)
-        report.outcome = store(config, station, event_list)
+        report.outcome = store(config, station, event_list, pickled)
         _record(received, number, checksum)
     return rcodes.OK
 
 
-def store(config, station, event_list):
+def store(config, station, event_list, pickled):
     """Spool the sound events in incoming/, the others in suspicious/; say where."""
     good, suspicious = screening.split(event_list, config.minimum_year)
     # suspicious/ first: if incoming/ then fails, the resend duplicates only
     # events held for review, never rows in the datastore.
+    whole = pickled if not (good and suspicious) else None
     try:
-        files = [(folder, spool.dumps(station.number, station.cluster, events), len(events))
+        files = [(folder, _spool_payload(station, events, whole), len(events))
                  for folder, events in ((spool.SUSPICIOUS, suspicious), (spool.INCOMING, good))
                  if events]
     except Exception as exc:            # RecursionError for a deeply nested value
@@ -162,6 +163,13 @@ def store(config, station, event_list):
         for folder, payload, _ in files:
             spool.deliver(config.data_dir, folder, spool.unique_name(station.number), payload)
     return 'stored: ' + (', '.join(f'{n} in {folder}/' for folder, _, n in files) or 'nothing')
+
+
+def _spool_payload(station, events, pickled):
+    """A batch spooled whole (``pickled`` given) keeps the station's own
+    protocol-0 bytes; anything else is pickled anew."""
+    return ((pickled is not None and spool.splice(station.number, station.cluster, pickled))
+            or spool.dumps(station.number, station.cluster, events))
 
 
 @contextlib.contextmanager
