@@ -1,4 +1,4 @@
-"""Upload endpoint throughput under uWSGI: the project's app, a null app and a deployed-style reference.
+"""Upload endpoint throughput under uWSGI: project app, null app, deployed-style reference.
 
 All three run with the deployed options (``--http-socket``, a master and 2
 worker processes) on a free 127.0.0.1 port, each in a fresh uWSGI with a fresh
@@ -219,7 +219,8 @@ def run(tmp, mode, post, app, source, spools):
     run_dir.mkdir()
     configfile = run_dir / 'config.ini'
     configfile.write_text(f'[General]\nlog={run_dir / "hisparc.log"}\nloglevel=info\n'
-                          f'station_list={tmp / "stations.csv"}\ndata_dir={run_dir / "datastore"}\n')
+                          f'station_list={tmp / "stations.csv"}\n'
+                          f'data_dir={run_dir / "datastore"}\n')
     application = uwsgi_server.APPLICATION
     if source is not None:
         application = run_dir / 'app.wsgi'
