@@ -18,10 +18,10 @@ wrapped. The rules, by numpy dtype kind:
 """
 import base64
 import binascii
-import calendar
 import datetime
 import functools
 import math
+import sys
 
 import numpy as np
 
@@ -89,9 +89,15 @@ def fitter(type_name):
     return _FITTERS[dt.kind](dt)
 
 
+if sys.version_info >= (3, 11):     # the C check b64decode(validate=True) wraps
+    _strict_b64decode = functools.partial(binascii.a2b_base64, strict_mode=True)
+else:
+    _strict_b64decode = functools.partial(base64.b64decode, validate=True)
+
+
 def _trace_blob(value):
     try:
-        return base64.b64decode(value, validate=True)
+        return _strict_b64decode(value)
     except (binascii.Error, TypeError, ValueError):
         raise Unfit('undecodable trace (not base64)') from None
 
@@ -188,16 +194,23 @@ TIME_NAMES = ('timestamp', 'nanoseconds', 'ext_timestamp')
 PLANS = {code: Plan(code) for code in EVENT_TYPES}
 
 
+EPOCH = datetime.datetime(1970, 1, 1)
+SECOND = datetime.timedelta(seconds=1)
+
+
 def _times(plan, header):
+    """(UTC datetime, time column values); a naive datetime is read as UTC."""
     when = header.get('datetime')
     if not isinstance(when, datetime.datetime):
         raise Unfit(f'no datetime in header ({when!r})')
-    utc = when.utctimetuple()
-    timestamp = plan.fit_timestamp(calendar.timegm(utc))
+    if when.tzinfo is not None:
+        when = when.astimezone(datetime.timezone.utc).replace(tzinfo=None)
+    # whole seconds since 1970, as calendar.timegm, by C-level datetime arithmetic
+    timestamp = plan.fit_timestamp((when - EPOCH) // SECOND)
     if not plan.extended_time:
-        return utc, (timestamp,)
+        return when, (timestamp,)
     nanoseconds = plan.fit_nanoseconds(header.get('nanoseconds', 0))
-    return utc, (timestamp, nanoseconds, plan.fit_ext_timestamp(timestamp * NS_PER_S + nanoseconds))
+    return when, (timestamp, nanoseconds, plan.fit_ext_timestamp(timestamp * NS_PER_S + nanoseconds))
 
 
 def convert(event, minimum_year, unknown_codes):
@@ -217,8 +230,8 @@ def convert(event, minimum_year, unknown_codes):
     if plan is None:
         raise Unfit(f'unknown event type {code!r}')
     utc, times = _times(plan, header)
-    if utc.tm_year < minimum_year:
-        raise Unfit(f'dated {utc.tm_year}, before the minimum year {minimum_year}')
+    if utc.year < minimum_year:
+        raise Unfit(f'dated {utc.year}, before the minimum year {minimum_year}')
     row = plan.template[:]
     blobs = []
     setters = plan.setters
@@ -242,4 +255,4 @@ def convert(event, minimum_year, unknown_codes):
         raise Unfit(f'{code} {upload}: {exc}') from None
     except (TypeError, KeyError):
         raise Unfit(f'{code}: malformed datalist item') from None
-    return code, (utc.tm_year, utc.tm_mon, utc.tm_mday), times, row, blobs
+    return code, (utc.year, utc.month, utc.day), times, row, blobs
