@@ -306,3 +306,32 @@ def test_captures_known_values(captures, make_config, flavour):
         assert weather['barometer'] == np.float32(1004.365)
         # 4 trace blobs + 2 config blobs, nothing else
         assert station.blobs.nrows == 6
+
+
+def test_status_keeps_stations_stored_by_an_earlier_writer(setup):
+    config, data_dir = setup
+    first = factory.batch(WHEN, random.Random(12))
+    queue(data_dir, first)
+    drain(config)
+    path = os.path.join(data_dir, 'writer.status')
+    with open(path) as f:
+        status = json.load(f)
+    status['stations']['777'] = 1700000000          # a station only an earlier run stored
+    with open(path, 'w') as f:
+        json.dump(status, f)
+    drain(config)                                   # a new writer, nothing queued
+    with open(path) as f:
+        stations = json.load(f)['stations']
+    assert stations == {'501': max(expected_row(e)['timestamp'] for e in first),
+                        '777': 1700000000}
+
+
+def test_unreadable_status_file_starts_afresh(setup):
+    config, data_dir = setup
+    os.makedirs(data_dir)
+    with open(os.path.join(data_dir, 'writer.status'), 'w') as f:
+        f.write('{not json')
+    queue(data_dir, factory.batch(WHEN, random.Random(13)))
+    drain(config)
+    with open(os.path.join(data_dir, 'writer.status')) as f:
+        assert list(json.load(f)['stations']) == ['501']

@@ -118,6 +118,7 @@ class Writer:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 raise AlreadyRunning(f'another writer is running on {self.data_dir}') from None
+            self.last_stored = previous_last_stored(self.data_dir)
             if self.recover():
                 self.drain(once)
 
@@ -344,6 +345,20 @@ class Writer:
             os.replace(path + '.tmp', path)
         except OSError as exc:
             log.warning('cannot write %s: %s', path, exc)
+
+
+def previous_last_stored(data_dir):
+    """The last stored event per station that an earlier writer reported.
+
+    Carried over so ``status`` keeps every station across restarts; an
+    absent or unreadable status file just starts afresh.
+    """
+    try:
+        with open(os.path.join(data_dir, STATUS), encoding='utf-8') as f:
+            stations = json.load(f)['stations']
+        return {str(station): int(when) for station, when in stations.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
 
 
 class Progress:
