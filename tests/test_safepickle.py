@@ -43,12 +43,14 @@ HOSTILE_GLOBALS = [('os', 'system'), ('posix', 'system'), ('builtins', 'eval'),
 
 
 class _Call:
-    def __init__(self, module, name):
-        self.module, self.name = module, name
+    """Pickles as a call of ``module.name(*args)``, as a hostile upload would."""
+
+    def __init__(self, module, name, *args):
+        self.module, self.name, self.args = module, name, args or ('echo pwned',)
 
     def __reduce__(self):
         import importlib
-        return getattr(importlib.import_module(self.module), self.name), ('echo pwned',)
+        return getattr(importlib.import_module(self.module), self.name), self.args
 
 
 @pytest.mark.parametrize('protocol', range(pickle.HIGHEST_PROTOCOL + 1))
@@ -91,20 +93,11 @@ def test_unexpected_arguments_to_allowed_stand_ins_are_refused():
 
 def test_hostile_pickle_refused_before_anything_runs(tmp_path):
     marker = tmp_path / 'ran'
-    data = pickle.dumps([_Shell(f'touch {marker}')], protocol=2)
+    data = pickle.dumps([_Call('os', 'system', f'touch {marker}')], protocol=2)
     assert b'system' in data
     with pytest.raises(PickleRefused):
         safepickle.loads(data)
     assert not marker.exists()
-
-
-class _Shell:
-    def __init__(self, cmd):
-        self.cmd = cmd
-
-    def __reduce__(self):
-        import os
-        return os.system, (self.cmd,)
 
 
 def test_bytes_after_the_stop_opcode_are_refused():
