@@ -24,7 +24,6 @@ per upload, as the stations' urllib2 and requests clients do).
 """
 import concurrent.futures
 import datetime
-import hashlib
 import http.client
 import multiprocessing
 import os
@@ -35,7 +34,6 @@ import statistics
 import sys
 import tempfile
 import time
-import urllib.parse
 
 from datastore import factory, py2pickle, safepickle, spool
 from wsgi import form, screening

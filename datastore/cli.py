@@ -12,7 +12,6 @@ Bad input ends in one line that says what is wrong (exit 1 or 2), never a traceb
 import argparse
 import calendar
 import datetime
-import hashlib
 import http.client
 import itertools
 import json
@@ -29,7 +28,7 @@ import urllib.parse
 import urllib.request
 
 from . import config as config_mod
-from . import eventtypes, factory, py2pickle, spool, stations, status
+from . import eventtypes, factory, py2pickle, spool, stations, status, uploadform
 
 DEFAULT_CONFIG = os.environ.get('HISPARC_DATASTORE_CONFIG', '/etc/hisparc/datastore.ini')
 UPLOAD_PATH, STATUS_PATH = '/hisparc/upload', '/hisparc/status'
@@ -270,14 +269,6 @@ def scaled(mix, size):
     return tuple((code, n) for (code, _), n in zip(mix, counts) if n)
 
 
-def form_body(station, password, data):
-    """The form the Windows client posts: data as ISO-8859-1 text, checksum the md5 hex."""
-    return urllib.parse.urlencode({
-        'station_id': str(station), 'password': password,
-        'data': data.decode('iso-8859-1'), 'checksum': hashlib.md5(data).hexdigest(),
-    }).encode('ascii')
-
-
 def post(url, body, timeout):
     """The reply's return code, or what went wrong instead."""
     request = urllib.request.Request(
@@ -342,7 +333,7 @@ def cmd_simulate(args):
             start = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None, microsecond=0) \
                 - datetime.timedelta(seconds=args.batch_size)
         batch = factory.batch(start, rng, mix=mix)
-        body = form_body(number, password, dump(batch))
+        body = uploadform.encode(number, password, dump(batch))
         pause = min(began + sent * interval, deadline) - time.monotonic()
         if pause > 0:
             time.sleep(pause)

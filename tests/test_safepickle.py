@@ -1,7 +1,6 @@
 """The allow-listed unpickler: real pickle flavours load, everything else is refused."""
 import datetime
 import pickle
-import pickletools
 
 import pytest
 

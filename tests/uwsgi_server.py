@@ -8,7 +8,6 @@ options (``--http-socket``, master + worker processes, the example
 application.wsgi) and is always killed, with its workers, on leaving.
 """
 import contextlib
-import hashlib
 import http.client
 import os
 import pathlib
@@ -17,24 +16,15 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.parse
+
+from datastore import uploadform
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 APPLICATION = ROOT / 'examples' / 'application.wsgi'
 UWSGI = pathlib.Path(sys.executable).with_name('uwsgi')
 
 
-def upload_body(station_id, password, pickled, checksum=None, raw_bytes=False):
-    """The form body a station posts for the pickle ``pickled`` (bytes).
-
-    By default ``data`` is encoded as the protocol says (the pickle decoded as
-    ISO-8859-1, form-encoded as UTF-8); ``raw_bytes`` percent-encodes the
-    pickle's own bytes, as some clients do.
-    """
-    data = pickled if raw_bytes else pickled.decode('latin1')
-    return urllib.parse.urlencode({
-        'station_id': str(station_id), 'password': password, 'data': data,
-        'checksum': checksum or hashlib.md5(pickled).hexdigest()}).encode('ascii')
+upload_body = uploadform.encode      # the one encoder, shared with the simulator
 
 
 def free_port():

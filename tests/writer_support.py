@@ -7,7 +7,6 @@ import sys
 import zlib
 
 import numpy as np
-import tables
 
 from datastore import config as config_mod
 from datastore import py2pickle, spool
