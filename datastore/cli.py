@@ -92,7 +92,7 @@ def cmd_status(args):
     else:
         print(f"writer     NOT RUNNING (last report {ago(now - writer['updated'])} ago, pid {writer['pid']})")
     if writer['paused']:
-        print(f'           paused: {status.WRITER_PAUSE} exists (hisparc-datastore resume)')
+        print(f'           paused: {spool.WRITER_PAUSE} exists (hisparc-datastore resume)')
     if figures['stations']:
         print(f"\n{'station':>7}  {'last upload (UTC)':<36}last stored event (UTC)")
         for number, entry in figures['stations'].items():
@@ -103,7 +103,7 @@ def cmd_status(args):
 
 def cmd_pause(args):
     config = load_config(args.config)
-    path = os.path.join(config.data_dir, status.WRITER_PAUSE)
+    path = os.path.join(config.data_dir, spool.WRITER_PAUSE)
     if args.resume:
         try:
             os.unlink(path)

@@ -27,6 +27,11 @@ PARTIAL = 'partial'
 FAILED = 'failed'
 FOLDERS = (TMP, INCOMING, SUSPICIOUS, PARTIAL, FAILED)
 
+# Files in data_dir that one process writes and others read
+RECEIVED = 'received.sqlite'    # endpoint: the batches each station delivered
+WRITER_STATUS = 'writer.status'  # writer: its state, as JSON
+WRITER_PAUSE = 'writer.pause'    # operator: while it exists the writer stores nothing
+
 PROTOCOL = 4        # read by every Python 3 the deployed system runs
 
 

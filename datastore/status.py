@@ -22,9 +22,6 @@ import time
 
 from . import spool
 
-RECEIVED = 'received.sqlite'
-WRITER_STATUS = 'writer.status'
-WRITER_PAUSE = 'writer.pause'
 MIN_STALE = 30.0        # seconds; the writer updates its status at least every few seconds
 
 
@@ -63,7 +60,7 @@ def _mtime(path):
 
 def _last_uploads(data_dir):
     """{station: unix time of its last upload}; empty if the endpoint kept no record yet."""
-    path = pathlib.Path(data_dir, RECEIVED).resolve()
+    path = pathlib.Path(data_dir, spool.RECEIVED).resolve()
     if not path.is_file():
         return {}
     try:
@@ -91,9 +88,9 @@ def _writer(data_dir, sleep, now):
     """What the writer last said of itself, and whether it is running."""
     state = {'running': False, 'state': None, 'pid': None, 'updated': None,
              'events_stored': None, 'stations': None,
-             'paused': os.path.exists(os.path.join(data_dir, WRITER_PAUSE))}
+             'paused': os.path.exists(os.path.join(data_dir, spool.WRITER_PAUSE))}
     try:
-        with open(os.path.join(data_dir, WRITER_STATUS), encoding='utf-8') as f:
+        with open(os.path.join(data_dir, spool.WRITER_STATUS), encoding='utf-8') as f:
             reported = json.load(f)
     except (OSError, ValueError):
         return state

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from datastore import cli, spool, status
+from datastore import cli, spool
 from wsgi.received import Received
 
 
@@ -24,7 +24,7 @@ def test_status_shows_queue_held_files_writer_and_stations(make_config, capsys):
     os.utime(os.path.join(data_dir, spool.INCOMING, 'a'), (time.time() - 125,) * 2)
     spool.deliver(data_dir, spool.SUSPICIOUS, 'b', b'x')
     Received(data_dir, 10 ** 9).record(501, 'aa')
-    with open(os.path.join(data_dir, status.WRITER_STATUS), 'w') as f:
+    with open(os.path.join(data_dir, spool.WRITER_STATUS), 'w') as f:
         json.dump({'pid': os.getpid(), 'state': 'storing', 'updated': time.time(),
                    'stations': {'501': 1795486000}, 'events_stored': 99}, f)
     code, out, _ = run(capsys, 'status', '--config', path)
@@ -52,7 +52,7 @@ def test_status_says_when_the_writer_is_not_running(make_config, capsys):
 
 def test_pause_and_resume_create_and_remove_the_pause_file(make_config, capsys):
     path = make_config()
-    pause = os.path.join(os.path.dirname(path), 'datastore', status.WRITER_PAUSE)
+    pause = os.path.join(os.path.dirname(path), 'datastore', spool.WRITER_PAUSE)
     assert run(capsys, 'pause', '-c', path)[0] == 0
     assert os.path.exists(pause)
     assert 'paused: writer.pause exists' in run(capsys, 'status', '-c', path)[1]

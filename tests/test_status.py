@@ -28,7 +28,7 @@ def put(data_dir, folder, name, mtime):
 
 def write_writer_status(data_dir, **fields):
     os.makedirs(data_dir, exist_ok=True)
-    with open(os.path.join(data_dir, status.WRITER_STATUS), 'w') as f:
+    with open(os.path.join(data_dir, spool.WRITER_STATUS), 'w') as f:
         json.dump(fields, f)
 
 
@@ -72,7 +72,7 @@ def test_last_upload_per_station_comes_from_the_endpoints_received_record(config
 
 def test_a_received_file_that_is_not_a_database_gives_no_uploads_not_an_error(config):
     os.makedirs(config.data_dir)
-    with open(os.path.join(config.data_dir, status.RECEIVED), 'wb') as f:
+    with open(os.path.join(config.data_dir, spool.RECEIVED), 'wb') as f:
         f.write(b'not sqlite at all' * 100)
     assert status.gather(config, now=NOW)['stations'] == {}
 
@@ -99,14 +99,14 @@ def test_a_writer_whose_report_is_stale_or_whose_pid_is_gone_is_not_running(conf
 
 def test_a_garbled_writer_status_reads_as_not_running(config):
     os.makedirs(config.data_dir)
-    with open(os.path.join(config.data_dir, status.WRITER_STATUS), 'w') as f:
+    with open(os.path.join(config.data_dir, spool.WRITER_STATUS), 'w') as f:
         f.write('{"pid": ')
     assert status.gather(config, now=NOW)['writer']['running'] is False
 
 
 def test_paused_is_the_pause_file(config):
     os.makedirs(config.data_dir)
-    open(os.path.join(config.data_dir, status.WRITER_PAUSE), 'w').close()
+    open(os.path.join(config.data_dir, spool.WRITER_PAUSE), 'w').close()
     assert status.gather(config, now=NOW)['writer']['paused'] is True
 
 

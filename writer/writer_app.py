@@ -25,9 +25,7 @@ from .datafile import DayFile, Unavailable, append_blobs
 
 log = logging.getLogger('writer')
 
-PAUSE = 'writer.pause'
 LOCK = 'writer.lock'        # held while a writer runs: one writer per data_dir
-STATUS = 'writer.status'
 PAUSE_POLL = 1.0            # seconds between looks at the pause file
 STATUS_INTERVAL = 5.0       # seconds between status updates while idle
 MIN_RETRY = 1.0             # seconds before a file waiting for a locked day is tried again
@@ -126,9 +124,9 @@ class Writer:
         if once:
             self.progress = Progress.for_backlog(self.data_dir)
         while not self.stop.is_set():
-            if os.path.exists(os.path.join(self.data_dir, PAUSE)):
+            if os.path.exists(os.path.join(self.data_dir, spool.WRITER_PAUSE)):
                 if once:
-                    log.info('paused (%s exists); --once stops here', PAUSE)
+                    log.info('paused (%s exists); --once stops here', spool.WRITER_PAUSE)
                     break
                 self.idle('paused', PAUSE_POLL)
                 continue
@@ -338,7 +336,7 @@ class Writer:
         self.status_written = now
         status = {'pid': os.getpid(), 'state': state, 'updated': now,
                   'stations': self.last_stored, 'events_stored': self.events_stored}
-        path = os.path.join(self.data_dir, STATUS)
+        path = os.path.join(self.data_dir, spool.WRITER_STATUS)
         try:
             with open(path + '.tmp', 'w', encoding='utf-8') as f:
                 json.dump(status, f)
@@ -354,7 +352,7 @@ def previous_last_stored(data_dir):
     absent or unreadable status file just starts afresh.
     """
     try:
-        with open(os.path.join(data_dir, STATUS), encoding='utf-8') as f:
+        with open(os.path.join(data_dir, spool.WRITER_STATUS), encoding='utf-8') as f:
             stations = json.load(f)['stations']
         return {str(station): int(when) for station, when in stations.items()}
     except (OSError, ValueError, KeyError, TypeError, AttributeError):

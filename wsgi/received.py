@@ -20,7 +20,8 @@ import sqlite3
 import threading
 import time
 
-FILENAME = 'received.sqlite'
+from datastore import spool
+
 LOCKS = 'locks'
 PRUNE_EVERY = 600.0             # seconds between prunes in one process
 
@@ -33,7 +34,7 @@ _SCHEMA = (
 
 class Received:
     def __init__(self, data_dir, window_seconds):
-        self.path = os.path.join(data_dir, FILENAME)
+        self.path = os.path.join(data_dir, spool.RECEIVED)
         self.locks = os.path.join(data_dir, LOCKS)
         self.window = window_seconds
         self._local, self._pruned = threading.local(), 0.0
