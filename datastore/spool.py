@@ -90,18 +90,14 @@ def fsync_dir(path):
         os.close(fd)
 
 
-def deliver(data_dir, target, name, payload):
-    """Write ``payload`` durably as ``data_dir/target/name``.
+def write_durably(tmp_path, final_path, payload):
+    """Write ``payload`` as ``tmp_path``, fsync, rename it to ``final_path``, fsync that folder.
 
-    Written under ``tmp/``, fsynced, renamed into ``target`` and the folder
-    fsynced: once this returns, the file survives a crash; if it raises
-    (OSError), no file is left behind, half-written or whole.
+    Once this returns, the file survives a crash; if it raises (OSError), no
+    file is left behind, half-written or whole (Maildir's delivery rule).
     """
-    tmp_path = os.path.join(folder(data_dir, TMP), name)
-    final_dir = folder(data_dir, target)
-    ensure_folders(data_dir, (TMP, target))
     try:
-        fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
             view = memoryview(payload)
             while view:
@@ -109,9 +105,8 @@ def deliver(data_dir, target, name, payload):
             os.fsync(fd)
         finally:
             os.close(fd)
-        final_path = os.path.join(final_dir, name)
         os.rename(tmp_path, final_path)
-        fsync_dir(final_dir)
+        fsync_dir(os.path.dirname(final_path))
     except BaseException:
         try:
             os.unlink(tmp_path)
@@ -119,6 +114,13 @@ def deliver(data_dir, target, name, payload):
             pass
         raise
     return final_path
+
+
+def deliver(data_dir, target, name, payload):
+    """Write ``payload`` durably as ``data_dir/target/name``, by way of ``tmp/``."""
+    ensure_folders(data_dir, (TMP, target))
+    return write_durably(os.path.join(folder(data_dir, TMP), name),
+                         os.path.join(folder(data_dir, target), name), payload)
 
 
 def loads(data):

@@ -27,14 +27,9 @@ def _path(data_dir):
 
 def write(data_dir, spool_names, files, committed=False):
     """Write the journal durably (tmp, fsync, rename, fsync folder)."""
+    entry = json.dumps({'committed': committed, 'spool': spool_names, 'files': files})
     path = _path(data_dir)
-    tmp = path + '.tmp'
-    with open(tmp, 'w', encoding='utf-8') as f:
-        json.dump({'committed': committed, 'spool': spool_names, 'files': files}, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    spool.fsync_dir(data_dir)
+    spool.write_durably(path + '.tmp', path, entry.encode('utf-8'))
 
 
 def read(data_dir):
