@@ -117,10 +117,17 @@ def write_durably(tmp_path, final_path, payload):
 
 
 def deliver(data_dir, target, name, payload):
-    """Write ``payload`` durably as ``data_dir/target/name``, by way of ``tmp/``."""
-    ensure_folders(data_dir, (TMP, target))
-    return write_durably(os.path.join(folder(data_dir, TMP), name),
-                         os.path.join(folder(data_dir, target), name), payload)
+    """Write ``payload`` durably as ``data_dir/target/name``, by way of ``tmp/``.
+
+    Missing folders are created (the first delivery, or one removed since).
+    """
+    paths = (os.path.join(folder(data_dir, TMP), name),
+             os.path.join(folder(data_dir, target), name), payload)
+    try:
+        return write_durably(*paths)
+    except FileNotFoundError:       # checked only on failure: no mkdir per upload
+        ensure_folders(data_dir, (TMP, target))
+        return write_durably(*paths)
 
 
 def loads(data):

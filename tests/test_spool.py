@@ -3,6 +3,7 @@ import datetime
 import os
 import pickle
 import random
+import shutil
 
 import pytest
 
@@ -35,6 +36,16 @@ def test_deliver_writes_via_tmp_and_leaves_nothing_there(tmp_path):
     assert os.listdir(os.path.join(data_dir, spool.TMP)) == []
     assert spool.load(path)['event_list'] == EVENTS
     assert spool.queued(data_dir) == [path]
+
+
+@pytest.mark.parametrize('removed', [spool.TMP, spool.INCOMING])
+def test_deliver_recreates_a_folder_removed_after_the_first_delivery(tmp_path, removed):
+    data_dir = str(tmp_path)
+    first = spool.deliver(data_dir, spool.INCOMING, 'first', b'payload')
+    shutil.rmtree(os.path.join(data_dir, removed))
+    second = spool.deliver(data_dir, spool.INCOMING, 'second', b'payload')
+    assert open(second, 'rb').read() == b'payload'
+    assert os.path.exists(first) == (removed != spool.INCOMING)
 
 
 def test_deliver_that_fails_leaves_no_file(tmp_path):

@@ -18,7 +18,7 @@ import time
 
 from datastore import config as config_mod
 from datastore import safepickle, spool
-from . import form, rcodes, screening
+from . import form, memory, rcodes, screening
 from .received import Received
 from .stationlist import StationList, Unavailable
 
@@ -61,6 +61,7 @@ def do_init(configfile):
     if endpoint is None:
         config = config_mod.load(configfile)
         config_mod.setup_logging(config, '-wsgi')
+        memory.keep_freed_memory()
         endpoint = Endpoint(config, StationList(config.station_list),
                             Received(config.data_dir, config.resend_window_seconds))
         _endpoints[configfile] = endpoint
