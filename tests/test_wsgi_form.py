@@ -64,6 +64,14 @@ def test_read_body_refuses_a_short_body():
         form.read_body(_environ(b'abc', '10'), limit=100)
 
 
+def test_read_body_that_fails_mid_way_is_a_form_error():
+    class HungUp:
+        def read(self, size):
+            raise OSError('error during read on wsgi.input')     # as uWSGI raises it
+    with pytest.raises(FormError, match='unreadable after 0 of 10 bytes'):
+        form.read_body({'CONTENT_LENGTH': '10', 'wsgi.input': HungUp()}, limit=100)
+
+
 def test_read_body_over_the_limit_is_not_read():
     class Untouchable:
         def read(self, *args):

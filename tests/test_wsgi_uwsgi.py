@@ -1,5 +1,6 @@
 """The upload endpoint under a real uWSGI (2 worker processes, --http-socket), posted to over HTTP."""
 import concurrent.futures
+import socket
 import threading
 import time
 
@@ -102,6 +103,20 @@ def test_bombs_are_answered_within_a_second_and_the_workers_keep_serving(site, p
         for seed in range(4):
             assert server.post(_body(batch(seed))) == '100'
         assert 'worker respawned' not in server.log() and 'DAMN' not in server.log()
+
+
+def test_a_station_that_hangs_up_mid_body_gets_400_and_the_worker_serves_on(site):
+    configfile, data_dir, log_path = site
+    with uwsgi_server.running(configfile, processes=1) as server:
+        with socket.create_connection(('127.0.0.1', server.port)) as sock:
+            sock.sendall(b'POST /hisparc/upload HTTP/1.1\r\nHost: datastore\r\n'
+                         b'Content-Type: application/x-www-form-urlencoded\r\n'
+                         b'Content-Length: 100000\r\n\r\nstation_id=501&data=')
+            time.sleep(0.3)
+        assert server.post(_body(batch())) == '100'
+    log = log_path.read_text()
+    assert 'code 400 (body unreadable after' in log
+    assert 'Traceback' not in log and _files(data_dir, spool.TMP) == []
 
 
 def test_storage_failure_answers_404_and_recovers(site):

@@ -24,7 +24,10 @@ def read_body(environ, limit):
         raise FormError(f'body of {length} bytes is over the limit of {limit}')
     stream, chunks, left = environ['wsgi.input'], [], length
     while left:
-        chunk = stream.read(left)
+        try:
+            chunk = stream.read(left)
+        except OSError as exc:          # uWSGI: the client hung up or went silent
+            raise FormError(f'body unreadable after {length - left} of {length} bytes: {exc}') from None
         if not chunk:
             raise FormError(f'body ended {left} bytes before its Content-Length')
         chunks.append(chunk)
