@@ -309,5 +309,6 @@ def main():
         sys.exit('benchmark FAILED: not every upload was answered 100 and spooled:\n  '
                  + '\n  '.join(problems))
 
+
 if __name__ == '__main__':
     main()

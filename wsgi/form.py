@@ -27,7 +27,8 @@ def read_body(environ, limit):
         try:
             chunk = stream.read(left)
         except OSError as exc:          # uWSGI: the client hung up or went silent
-            raise FormError(f'body unreadable after {length - left} of {length} bytes: {exc}') from None
+            raise FormError(f'body unreadable after {length - left} of {length} bytes: '
+                            f'{exc}') from None
         if not chunk:
             raise FormError(f'body ended {left} bytes before its Content-Length')
         chunks.append(chunk)

@@ -1,6 +1,6 @@
 """Keep the memory an upload frees for the next upload.
 
-Each upload allocates and frees about 700 kB in large buffers (the body, the
+Each upload allocates and frees about 600 kB in large buffers (the body, the
 decoded pickle, the spool file). glibc hands such memory back to the kernel
 after every request, and the next request faults it in again page by page:
 about 150 page faults per upload, a tenth of the worker's CPU time. Raising
