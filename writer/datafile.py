@@ -60,7 +60,11 @@ class DayFile:
     def close(self):
         """Flush, close and fsync: once this returns the rows are durable."""
         self.h5.close()
-        fd = os.open(self.path, os.O_RDONLY)
+        self.fsync(self.path)
+
+    @staticmethod
+    def fsync(path):
+        fd = os.open(path, os.O_RDONLY)
         try:
             os.fsync(fd)
         finally:

@@ -7,16 +7,19 @@ None did not exist). Once the day files are closed and fsynced the journal is
 marked committed; then the spool files are removed, then the journal.
 
 On start, ``recover``: an uncommitted journal means the pass may have left
-rows whose spool files are still in ``partial/``: every node is cut back to
-its recorded length (new nodes and new files are removed) and the spool files
-are stored again. A committed journal means the rows are in: the spool files
-it names are removed. Either way each event ends up in its day file once.
+rows whose spool files are still in ``partial/``: the day file is rewritten
+with every node cut back to its recorded length (new nodes and new files
+removed) and the spool files are stored again. A committed journal means the
+rows are in: the spool files it names are removed. Either way each event ends
+up in its day file once.
 """
 import json
 import os
 
+import tables
+
 from datastore import spool
-from .datafile import DayFile
+from .datafile import DayFile, Unavailable
 
 NAME = 'writer.journal'
 
@@ -55,21 +58,46 @@ def rollback(files):
         if nodes is None:
             if os.path.exists(path):
                 os.unlink(path)
-            continue
-        if not os.path.exists(path):
-            continue
-        day_file = DayFile(path)
-        try:
-            for node_path, length in sorted(nodes.items()):
-                node = day_file.node(node_path)
-                if node is None:
-                    continue
-                if length < 0:
-                    node._f_remove(recursive=True)
-                elif node.nrows > length:
-                    node.truncate(length)
-        finally:
-            day_file.close()
+        elif os.path.exists(path):
+            rewrite(path, nodes)
+
+
+def rewrite(path, lengths):
+    """Replace the day file by a copy with each node cut to its ``lengths`` entry.
+
+    Cutting in place is not safe after a kill: a pass may have left rows past
+    a blobs array's recorded length in its chunks (even where that length
+    never grew) that refer to variable-length data it never wrote, and HDF5
+    frees that data before it writes over such a row, which then fails for
+    good. A copy takes only the rows before each cut. It is written beside
+    the day file and renamed over it, so a rollback killed midway leaves the
+    day file as it was.
+    """
+    new = path + '.rollback'
+    try:
+        source = tables.open_file(path, 'r')
+    except (OSError, tables.HDF5ExtError) as exc:
+        raise Unavailable(f'{path}: {exc}') from None
+    with source, tables.open_file(new, 'w', title=source.title) as copy:
+        source.root._v_attrs._f_copy(copy.root)
+        for node in source.walk_nodes('/'):
+            path_of = node._v_pathname
+            if node is source.root or any(
+                    lengths.get(p, 0) < 0 for p in _self_and_parents(path_of)):
+                continue
+            parent = copy.get_node(node._v_parent._v_pathname)
+            if isinstance(node, tables.Group):
+                node._f_copy(parent, recursive=False)
+            else:
+                node.copy(parent, stop=lengths.get(path_of))
+    DayFile.fsync(new)
+    os.replace(new, path)
+    spool.fsync_dir(os.path.dirname(path))
+
+
+def _self_and_parents(node_path):
+    parts = node_path.split('/')
+    return ['/'.join(parts[:n]) for n in range(2, len(parts) + 1)]
 
 
 def remove_spool_files(data_dir, names):
