@@ -143,6 +143,21 @@ def test_once_command_drains_the_queue_and_exits_0(make_config):
 
 
 @pytest.mark.slow
+def test_once_command_that_hits_a_failing_pass_exits_1_and_keeps_the_files(make_config):
+    config = make_config()
+    data_dir = data_dir_of(config)
+    when = datetime.datetime(2024, 5, 17, 10, 0)
+    name = queue(data_dir, factory.batch(when, random.Random(5)))
+    path = day_path(data_dir, when)              # a day file where no table can go
+    os.makedirs(os.path.dirname(path))
+    with tables.open_file(path, 'w') as h5:
+        h5.create_group(station_path(), 'events', createparents=True)
+    done = run_once(config)
+    assert done.returncode == 1 and 'a pass failed' in done.stderr, done.stderr
+    assert folder_files(data_dir, 'partial') == [name]
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize('text, named', [
     (None, 'config.ini'),
     ('[General]\nlog=-\nstation_list=/dev/null\n', 'data_dir'),
@@ -160,11 +175,11 @@ def test_a_bad_config_is_a_clear_error_with_exit_code_2(tmp_path, text, named):
 def test_sigkill_at_random_moments_stores_every_event_exactly_once(make_config):
     config = writer_config(make_config, batch_files=2)
     data_dir = data_dir_of(config)
-    sent = queue_backlog(data_dir, 240, seed=1)
+    sent = queue_backlog(data_dir, 400, seed=1)
     rng = random.Random()
     journal = os.path.join(data_dir, 'writer.journal')
     kills = mid_pass = 0
-    for _ in range(15):
+    while kills < 40 and not (kills >= 15 and mid_pass >= 5):   # random: enough of both
         writer = start_writer(config, '--once')
         # from the first pass on, a random moment (often mid-pass)
         wait_for(lambda: os.path.exists(journal) or writer.poll() is not None, timeout=20)

@@ -106,6 +106,7 @@ class Writer:
         self.events_stored = 0
         self.last_stored = {}       # station id (str) -> last stored event timestamp
         self.progress = None
+        self.failed = False         # a pass failed (``--once`` then stops and says so)
 
     # -- the loop -----------------------------------------------------------
 
@@ -132,7 +133,7 @@ class Writer:
                 continue
             if self.safe_pass():
                 self.set_state('storing')
-            elif once:
+            elif once:                  # drained, or a pass failed
                 break
             else:
                 self.idle('idle', self.config.sleep)
@@ -170,6 +171,7 @@ class Writer:
             return self.store_pass()
         except Exception:
             log.exception('pass failed; undoing it and retrying later')
+            self.failed = True
             self.stop.wait(max(self.config.sleep, MIN_RETRY))
             self.recover()
             return False
@@ -409,3 +411,7 @@ def writer(configfile, once=False):
         print(f'hisparc-writer: {exc}', file=sys.stderr)
         raise SystemExit(1) from None
     log.info('writer stopped')
+    if once and app.failed:
+        print('hisparc-writer: a pass failed (see the log); its spool files wait in '
+              f'{spool.PARTIAL}/ for the next run', file=sys.stderr)
+        raise SystemExit(1)
