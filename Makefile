@@ -1,5 +1,6 @@
 # make test   creates .venv when missing, installs the project with its test extras, runs pytest
 # make serve  runs the datastore (uWSGI + writer) on 127.0.0.1:8080 with the embedded default config
+#             (SERVE_ARGS='--port 8081 --var DIR' to change where)
 # make bench  runs the benchmarks (upload endpoint and writer)
 PYTHON ?= python3
 VENV := .venv
@@ -20,7 +21,7 @@ test: $(INSTALLED)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 serve: $(INSTALLED)
-	$(BIN)/hisparc-datastore serve
+	$(BIN)/hisparc-datastore serve $(SERVE_ARGS)
 
 bench: $(INSTALLED)
 	$(BIN)/python -m benchmarks

@@ -12,8 +12,8 @@ setup(
     # The endpoint needs only the standard library; the writer needs PyTables.
     install_requires=['numpy', 'tables>=3.7'],
     extras_require={
-        'serve': ['uWSGI>=2.0.20'],
-        'test': ['pytest>=7', 'WebTest>=3', 'uWSGI>=2.0.20'],
+        'serve': ['pyuwsgi>=2.0.26'],
+        'test': ['pytest>=7', 'WebTest>=3', 'pyuwsgi>=2.0.26'],
     },
     entry_points={
         'console_scripts': [

@@ -30,7 +30,7 @@ import urllib.request
 from . import config as config_mod
 from . import eventtypes, factory, py2pickle, spool, stations, status, uploadform
 
-DEFAULT_CONFIG = os.environ.get('HISPARC_DATASTORE_CONFIG', '/etc/hisparc/datastore.ini')
+DEFAULT_CONFIG = config_mod.default_path()
 UPLOAD_PATH, STATUS_PATH = '/hisparc/upload', '/hisparc/status'
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -401,7 +401,6 @@ def uwsgi_args(config, configfile, port, processes):
         '--http-socket', f'127.0.0.1:{port}',
         '--processes', str(processes), '--threads', '1',
         '--virtualenv', sys.prefix,
-        '--env', f'HISPARC_DATASTORE_CONFIG={configfile}',
         # One interpreter for both apps; the first mount is the default app,
         # so every path but the status URL reaches the upload endpoint.
         '--single-interpreter', '--manage-script-name',
@@ -444,6 +443,7 @@ Send a test upload:
 Then: {command_name} status --config {configfile}
 Ctrl-C stops the server and the writer.
 """, flush=True)
+    os.environ[config_mod.ENVIRONMENT] = configfile     # for the apps' default_path()
     os.execv(uwsgi, command)
 
 

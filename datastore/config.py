@@ -5,12 +5,16 @@ The seed keys (``[General] log, loglevel, station_list, data_dir`` and
 has its default here. ``config.ini.example`` documents them all.
 """
 import configparser
+import ctypes
 import dataclasses
 import logging
 import logging.handlers
+import os
 import sys
 
 DAY = 24 * 3600
+ENVIRONMENT = 'HISPARC_DATASTORE_CONFIG'     # where the processes find config.ini
+DEFAULT_PATH = '/etc/hisparc/datastore.ini'
 
 # (section, key, type, default); default None means required.
 KEYS = (
@@ -48,6 +52,23 @@ class Config:
     @property
     def resend_window_seconds(self):
         return self.resend_window * DAY
+
+
+def default_path():
+    """``$HISPARC_DATASTORE_CONFIG``, else ``/etc/hisparc/datastore.ini``.
+
+    uWSGI's ``env`` option sets the variable in the C library's environment.
+    The uWSGI wheel (pyuwsgi) starts Python before it applies its options, so
+    ``os.environ``, Python's copy taken at start-up, lacks it there: the C
+    library is asked too.
+    """
+    path = os.environ.get(ENVIRONMENT)
+    if path is None:
+        libc = ctypes.CDLL(None)
+        libc.getenv.restype = ctypes.c_char_p
+        found = libc.getenv(ENVIRONMENT.encode())
+        path = os.fsdecode(found) if found else None
+    return path or DEFAULT_PATH
 
 
 def load(path):

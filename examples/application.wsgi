@@ -5,10 +5,8 @@
           --env HISPARC_DATASTORE_CONFIG=/etc/hisparc/datastore.ini
 """
 import functools
-import os
 
+from datastore import config
 from wsgi import wsgi_app
 
-CONFIGFILE = os.environ.get('HISPARC_DATASTORE_CONFIG', '/etc/hisparc/datastore.ini')
-
-application = functools.partial(wsgi_app.application, configfile=CONFIGFILE)
+application = functools.partial(wsgi_app.application, configfile=config.default_path())

@@ -1,8 +1,5 @@
 """Run the writer the way the deployed system starts it (seed interface)."""
-import os
-
+from datastore import config
 from writer import writer_app
 
-CONFIGFILE = os.environ.get('HISPARC_DATASTORE_CONFIG', '/etc/hisparc/datastore.ini')
-
-writer_app.writer(CONFIGFILE)
+writer_app.writer(config.default_path())

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 
+from datastore import config as config_mod
 from datastore import uploadform
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -69,11 +70,11 @@ def running(configfile, *options, processes=2, application=APPLICATION, log_path
     command = [str(UWSGI), '--http-socket', f'127.0.0.1:{port}', '--master',
                '--processes', str(processes), '--die-on-term', '--need-app',
                '--home', sys.prefix, '--pythonpath', str(ROOT),
-               '--wsgi-file', str(application),
-               '--env', f'HISPARC_DATASTORE_CONFIG={configfile}', *options]
+               '--wsgi-file', str(application), *options]
+    environment = {**os.environ, config_mod.ENVIRONMENT: str(configfile)}
     with open(log_path, 'ab') as log:
-        process = subprocess.Popen(command, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(command, cwd=ROOT, env=environment, stdin=subprocess.DEVNULL,
+                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     server = Server(port, process, log_path)
     try:
         _wait_until_answering(server, startup_timeout)

@@ -1,0 +1,96 @@
+"""A fresh copy of the checkout installs and runs with no C compiler: `make serve` and `make test`.
+
+The install runs the Makefile's own steps in a new virtualenv, with every
+compiler taken off ``PATH`` and ``CC``/``CXX`` set to ``false``: anything that
+tried to build from source would fail. uWSGI comes as a binary wheel (pyuwsgi).
+"""
+import os
+import pathlib
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+import uwsgi_server
+
+pytestmark = pytest.mark.slow
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+COMPILER = re.compile(r'(^|-)(gcc|g\+\+|cc|c\+\+|cpp|clang|clang\+\+|tcc)(-[0-9.]+)?$')
+NOT_COPIED = shutil.ignore_patterns('.venv', 'var', '.git', '*.egg-info', '__pycache__',
+                                    '.pytest_cache', '.mypy_cache', '.ruff_cache', 'build', 'dist')
+
+
+def path_without_compilers(tmp_path):
+    """A PATH of one folder that links every program on today's PATH but the compilers."""
+    farm = tmp_path / 'bin'
+    farm.mkdir()
+    for folder in os.environ.get('PATH', '').split(os.pathsep):
+        if not os.path.isdir(folder) or '.venv' in folder:
+            continue
+        for entry in os.scandir(folder):
+            target = farm / entry.name
+            if COMPILER.search(entry.name) or target.exists() or not os.access(entry.path, os.X_OK):
+                continue
+            target.symlink_to(entry.path)
+    return str(farm)
+
+
+def test_a_fresh_copy_installs_serves_and_tests_without_a_compiler(tmp_path):
+    checkout = tmp_path / 'checkout'
+    shutil.copytree(ROOT, checkout, ignore=NOT_COPIED)
+    env = {**os.environ, 'PATH': path_without_compilers(tmp_path), 'CC': 'false', 'CXX': 'false'}
+    env.pop('VIRTUAL_ENV', None)
+    assert shutil.which('gcc', path=env['PATH']) is None
+    assert shutil.which('cc', path=env['PATH']) is None
+    python = os.path.realpath(sys.executable)       # the interpreter the project's venv came from
+
+    started = time.monotonic()
+    install = subprocess.run(['make', '.venv/.installed', f'PYTHON={python}'], cwd=checkout, env=env,
+                             capture_output=True, text=True, timeout=900)
+    assert install.returncode == 0, install.stdout[-3000:] + install.stderr[-3000:]
+    print(f'install from scratch: {time.monotonic() - started:.0f} s')
+    venv_bin = checkout / '.venv' / 'bin'
+    version = subprocess.run([venv_bin / 'uwsgi', '--version'], capture_output=True, text=True,
+                             env=env, check=True)
+    assert version.stdout.startswith('2.')
+
+    # make serve: the datastore answers and stores an upload
+    port = uwsgi_server.free_port()
+    serve = subprocess.Popen(['make', 'serve', f'SERVE_ARGS=--port {port} --var {tmp_path / "var"}'],
+                             cwd=checkout, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f'http://127.0.0.1:{port}/hisparc/upload', timeout=2) as r:
+                    assert r.read() == b'400'
+                break
+            except OSError:
+                assert serve.poll() is None, serve.stdout.read().decode()
+                assert time.monotonic() < deadline, 'make serve did not answer'
+                time.sleep(0.2)
+        simulate = subprocess.run(
+            [venv_bin / 'hisparc-datastore', 'simulate', '--url',
+             f'http://127.0.0.1:{port}/hisparc/upload', '--station', '99', '--password', 'demo'],
+            capture_output=True, text=True, env=env, timeout=60)
+        assert simulate.returncode == 0, simulate.stdout + simulate.stderr
+    finally:
+        os.killpg(serve.pid, signal.SIGINT)
+        try:
+            serve.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(serve.pid, signal.SIGKILL)
+            serve.wait(10)
+
+    # make test: the suite's real-uWSGI tests run on the installed wheel
+    tests = subprocess.run(['make', 'test', 'PYTEST_ARGS=-q tests/test_wsgi_uwsgi.py'], cwd=checkout,
+                           env=env, capture_output=True, text=True, timeout=600)
+    assert tests.returncode == 0, tests.stdout[-3000:] + tests.stderr[-3000:]
+    assert ' passed' in tests.stdout
