@@ -1,4 +1,5 @@
-# make test   creates .venv when missing, installs the project with its test extras, runs pytest
+# make test   creates .venv when missing, installs the project with its test extras, runs lint, then pytest
+# make lint   ruff (lint and format check) and mypy, as pyproject.toml configures them
 # make serve  runs the datastore (uWSGI + writer) on 127.0.0.1:8080 with the embedded default config
 #             (SERVE_ARGS='--port 8081 --var DIR' to change where)
 # make bench  runs the benchmarks (upload endpoint and writer)
@@ -7,17 +8,22 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: test serve bench clean
+.PHONY: test lint serve bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip setuptools wheel
 
-$(INSTALLED): setup.py | $(BIN)/python
+$(INSTALLED): setup.py pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[test,serve]'
 	touch $@
 
-test: $(INSTALLED)
+lint: $(INSTALLED)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 serve: $(INSTALLED)
@@ -27,4 +33,4 @@ bench: $(INSTALLED)
 	$(BIN)/python -m benchmarks
 
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache
+	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,19 +1,31 @@
+"""The HiSPARC datastore.
+
+``pip install .`` is the upload endpoint alone (standard library only),
+``.[writer]`` adds the writer (numpy, PyTables), ``.[serve]`` is all one host
+runs (both, and uWSGI), ``.[test]`` adds the tests' and linters' tools.
+"""
+
+import pathlib
+
 from setuptools import setup
+
+WRITER = ['numpy', 'tables>=3.7']
+SERVE = [*WRITER, 'pyuwsgi>=2.0.26']
 
 setup(
     name='hisparc-datastore',
-    version='1.0.0',
+    version='1.1.0',
     description='The HiSPARC datastore: station upload endpoint and raw-data HDF5 writer',
-    long_description=open('README.md', encoding='utf-8').read(),
+    long_description=pathlib.Path(__file__).with_name('README.md').read_text(encoding='utf-8'),
     long_description_content_type='text/markdown',
     license='GPL-3.0-or-later',
-    packages=['datastore', 'wsgi', 'writer'],
+    packages=['datastore', 'datastore.cli', 'wsgi', 'writer'],
     python_requires='>=3.9',
-    # The endpoint needs only the standard library; the writer needs PyTables.
-    install_requires=['numpy', 'tables>=3.7'],
+    install_requires=[],
     extras_require={
-        'serve': ['pyuwsgi>=2.0.26'],
-        'test': ['pytest>=7', 'WebTest>=3', 'pyuwsgi>=2.0.26'],
+        'writer': WRITER,
+        'serve': SERVE,
+        'test': [*SERVE, 'pytest>=7', 'WebTest>=3', 'ruff>=0.8', 'mypy>=1.10'],
     },
     entry_points={
         'console_scripts': [

@@ -1,4 +1,5 @@
 """Run the benchmarks: ``python -m benchmarks [upload] [writer]`` (default both)."""
+
 import importlib
 import sys
 

@@ -30,6 +30,7 @@ so that its run is long enough to time.
 Every app runs ``ROUNDS`` times per client mode, in alternating order; the
 best rate of each counts (the run least disturbed by the rest of the machine).
 """
+
 import concurrent.futures
 import datetime
 import http.client
@@ -43,21 +44,21 @@ import sys
 import tempfile
 import time
 
-from datastore import factory, py2pickle, safepickle, spool
-from wsgi import form, screening
+from datastore import datadir, factory, py2pickle, safepickle, spoolfile
+from datastore import events as events_rule
+from tests.support import uwsgi_server
+from wsgi import form
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / 'tests'))
-import uwsgi_server  # noqa: E402  (the test suite's uWSGI runner, shared)
 
 STATIONS = 50
-BATCHES = 1200                  # distinct batches, each posted once to each app in each run
+BATCHES = 1200  # distinct batches, each posted once to each app in each run
 NULL_REPEAT = 3
 ROUNDS = 3
-EVENT_POOL = 8                  # batches' worth of distinct events to draw batches from
+EVENT_POOL = 8  # batches' worth of distinct events to draw batches from
 HEADERS = {'Content-Type': 'application/x-www-form-urlencoded'}
 
-NULL_APP = '''
+NULL_APP = """
 def application(environ, start_response):
     length = int(environ.get('CONTENT_LENGTH') or 0)
     stream = environ['wsgi.input']
@@ -68,9 +69,9 @@ def application(environ, start_response):
         length -= len(chunk)
     start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', '3')])
     return [b'100']
-'''
+"""
 
-DEPLOYED_STYLE_APP = '''
+DEPLOYED_STYLE_APP = """
 import configparser, hashlib, os, pickle, shutil, tempfile, urllib.parse
 
 _config = configparser.ConfigParser(interpolation=None)
@@ -124,14 +125,12 @@ def application(environ, start_response):
     code = upload(environ)
     start_response('200 OK', [('Content-Type', 'text/plain')])
     return [code.encode()]
-'''
+"""
 
 # (name, source of the app or None for the project's, whether it spools every batch)
-APPS = (('null', NULL_APP, False),
-        ('deployed-style', DEPLOYED_STYLE_APP, True),
-        ('project', None, True))
+APPS = (('null', NULL_APP, False), ('deployed-style', DEPLOYED_STYLE_APP, True), ('project', None, True))
 
-_bodies = []                    # the pre-built form bodies, shared with the clients by fork
+_bodies = []  # the pre-built form bodies, shared with the clients by fork
 
 
 def _events(seed):
@@ -148,8 +147,13 @@ def _body(args):
     events = [event for events in pool for event in events]
     chosen = rng.sample(events, 100)
     when = datetime.datetime(2024, 3, 1) + datetime.timedelta(minutes=index)
-    batch = [{'header': dict(event['header'], datetime=when + datetime.timedelta(seconds=i)),
-              'datalist': event['datalist']} for i, event in enumerate(chosen)]
+    batch = [
+        {
+            'header': dict(event['header'], datetime=when + datetime.timedelta(seconds=i)),
+            'datalist': event['datalist'],
+        }
+        for i, event in enumerate(chosen)
+    ]
     pickled = py2pickle.dumps(batch)
     station = 1000 + index % STATIONS
     return uwsgi_server.upload_body(station, f'pw-{station}', pickled)
@@ -163,9 +167,11 @@ def build_bodies(count):
 
 def post_raw(port, body):
     """Raw HTTP/1.1 over a socket, one send: as cheap as a client gets."""
-    head = (f'POST /hisparc/upload HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n'
-            f'Content-Type: {HEADERS["Content-Type"]}\r\n'
-            f'Content-Length: {len(body)}\r\n\r\n').encode('ascii')
+    head = (
+        f'POST /hisparc/upload HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n'
+        f'Content-Type: {HEADERS["Content-Type"]}\r\n'
+        f'Content-Length: {len(body)}\r\n\r\n'
+    ).encode('ascii')
     with socket.create_connection(('127.0.0.1', port), timeout=60) as sock:
         sock.sendall(head + body)
         chunks = []
@@ -185,9 +191,11 @@ def post_station(port, body):
 
 
 # (name, post function, client processes, threads per process)
-CLIENT_MODES = (('raw-socket', post_raw, 2, 4),
-                ('http.client', post_station, 2, 4),
-                ('http.client, 1 process', post_station, 1, 8))
+CLIENT_MODES = (
+    ('raw-socket', post_raw, 2, 4),
+    ('http.client', post_station, 2, 4),
+    ('http.client, 1 process', post_station, 1, 8),
+)
 
 
 def _timed_post(post, port, index):
@@ -218,9 +226,12 @@ def summary(name, elapsed, results):
     latencies = sorted(latency for latency, _ in results)
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
     rate = len(results) / elapsed
-    print(f'{name:>38}: {len(results)} uploads in {elapsed:5.2f} s = {rate:6.0f} req/s, '
-          f'median {statistics.median(latencies) * 1000:5.1f} ms, p99 {p99 * 1000:5.1f} ms',
-          end='', flush=True)
+    print(
+        f'{name:>38}: {len(results)} uploads in {elapsed:5.2f} s = {rate:6.0f} req/s, '
+        f'median {statistics.median(latencies) * 1000:5.1f} ms, p99 {p99 * 1000:5.1f} ms',
+        end='',
+        flush=True,
+    )
     return rate, p99
 
 
@@ -230,24 +241,30 @@ def run(tmp, round_, mode, app, source, spools):
     run_dir = tmp / f'{round_}-{name}-{app}'.replace(' ', '_').replace(',', '')
     run_dir.mkdir()
     configfile = run_dir / 'config.ini'
-    configfile.write_text(f'[General]\nlog={run_dir / "hisparc.log"}\nloglevel=info\n'
-                          f'station_list={tmp / "stations.csv"}\n'
-                          f'data_dir={run_dir / "datastore"}\n')
+    configfile.write_text(
+        f'[General]\nlog={run_dir / "hisparc.log"}\nloglevel=info\n'
+        f'station_list={tmp / "stations.csv"}\n'
+        f'data_dir={run_dir / "datastore"}\n'
+    )
     application = uwsgi_server.APPLICATION
     if source is not None:
         application = run_dir / 'app.wsgi'
         application.write_text(source)
-    with uwsgi_server.running(str(configfile), '--disable-logging',   # uWSGI's request log
-                              application=application) as server:
-        for _ in range(20):                             # both workers up and initialised
+    with uwsgi_server.running(
+        str(configfile),
+        '--disable-logging',  # uWSGI's request log
+        application=application,
+    ) as server:
+        for _ in range(20):  # both workers up and initialised
             server.request('GET')
-        elapsed, results = drive(post, processes, threads, server.port, len(_bodies),
-                                 repeat=1 if spools else NULL_REPEAT)
+        elapsed, results = drive(
+            post, processes, threads, server.port, len(_bodies), repeat=1 if spools else NULL_REPEAT
+        )
     rate, p99 = summary(f'{name} {app}', elapsed, results)
     replies = {}
     for _, reply in results:
         replies[reply] = replies.get(reply, 0) + 1
-    stored = len(spool.queued(str(run_dir / 'datastore')))
+    stored = len(datadir.DataDir(str(run_dir / 'datastore')).queued())
     print(f'; replies {replies}' + (f', {stored} spooled' if spools else ''), flush=True)
     if set(replies) != {'100'} or (spools and stored != len(_bodies)):
         return rate, p99, f'{name} {app}: replies {replies}, {stored} of {len(_bodies)} spooled'
@@ -256,58 +273,83 @@ def run(tmp, round_, mode, app, source, spools):
 
 def phases(count=200):
     """CPU milliseconds per upload of each step of the upload path, in-process."""
-    spent = dict.fromkeys(('decode form', 'checksum', 'unpickle', 'screen', 'spool record (splice)',
-                           'deliver (write, fsync, rename, fsync)'), 0.0)
+    spent = dict.fromkeys(
+        (
+            'decode form',
+            'checksum',
+            'unpickle',
+            'screen',
+            'spool record (splice)',
+            'deliver (write, fsync, rename, fsync)',
+        ),
+        0.0,
+    )
 
     def timed(step, func, *args):
         started = time.process_time()
         result = func(*args)
         spent[step] += time.process_time() - started
         return result
+
     with tempfile.TemporaryDirectory(prefix='hisparc-bench-') as data_dir:
         for body in _bodies[:count]:
             fields = timed('decode form', form.parse, body)
             pickled = timed('checksum', form.pickle_bytes, fields['data'], fields['checksum'])
             events = timed('unpickle', safepickle.loads, pickled)
-            timed('screen', screening.split, events, 2020)
-            payload = timed('spool record (splice)', spool.splice, 1000, 'Bench', pickled)
-            timed('deliver (write, fsync, rename, fsync)', spool.deliver, data_dir, spool.INCOMING,
-                  spool.unique_name(1000), payload)
-    print('in-process CPU per upload: ' + ', '.join(
-        f'{step} {seconds / count * 1000:.2f} ms' for step, seconds in spent.items())
-        + f'; total {sum(spent.values()) / count * 1000:.2f} ms', flush=True)
+            timed('screen', events_rule.split, events, 2020)
+            payload = timed('spool record (splice)', spoolfile.splice, 1000, 'Bench', pickled)
+            timed(
+                'deliver (write, fsync, rename, fsync)',
+                datadir.DataDir(str(data_dir)).deliver,
+                datadir.INCOMING,
+                datadir.unique_name(1000),
+                payload,
+            )
+    print(
+        'in-process CPU per upload: '
+        + ', '.join(f'{step} {seconds / count * 1000:.2f} ms' for step, seconds in spent.items())
+        + f'; total {sum(spent.values()) / count * 1000:.2f} ms',
+        flush=True,
+    )
 
 
 def main():
-    print(f'building {BATCHES} distinct 100-event Python 2 batches from {STATIONS} stations ...',
-          flush=True)
+    print(f'building {BATCHES} distinct 100-event Python 2 batches from {STATIONS} stations ...', flush=True)
     _bodies[:] = build_bodies(BATCHES)
     size = sum(map(len, _bodies)) / len(_bodies)
-    print(f'average body {size / 1000:.0f} kB; uWSGI: --http-socket, master + 2 workers; '
-          f'a fresh uWSGI and data_dir per run; best of {ROUNDS} rounds', flush=True)
+    print(
+        f'average body {size / 1000:.0f} kB; uWSGI: --http-socket, master + 2 workers; '
+        f'a fresh uWSGI and data_dir per run; best of {ROUNDS} rounds',
+        flush=True,
+    )
     best, problems = {}, []
-    with tempfile.TemporaryDirectory(prefix='hisparc-bench-') as tmp:
-        tmp = pathlib.Path(tmp)
+    with tempfile.TemporaryDirectory(prefix='hisparc-bench-') as tmp_name:
+        tmp = pathlib.Path(tmp_name)
         (tmp / 'stations.csv').write_text(
-            ''.join(f'{1000 + i},Bench,pw-{1000 + i}\n' for i in range(STATIONS)))
+            ''.join(f'{1000 + i},Bench,pw-{1000 + i}\n' for i in range(STATIONS))
+        )
         for round_ in range(ROUNDS):
             for mode in CLIENT_MODES:
-                for app, source, spools in (APPS if round_ % 2 == 0 else APPS[::-1]):
+                for app, source, spools in APPS if round_ % 2 == 0 else APPS[::-1]:
                     rate, p99, problem = run(tmp, round_, mode, app, source, spools)
                     problems += [problem] if problem else []
                     best[mode[0], app] = max(best.get((mode[0], app), (0, 0)), (rate, p99))
     print(f'\nbest of {ROUNDS} (req/s, p99 of that run):')
     for name, _, processes, threads in CLIENT_MODES:
         (null, _), (deployed, _), (project, p99) = (best[name, app] for app, _, _ in APPS)
-        print(f'  {name} ({processes} x {threads} threads): null {null:,.0f}, '
-              f'deployed-style {deployed:,.0f}, project {project:,.0f} (p99 {p99 * 1000:.0f} ms): '
-              f'project/null {project / null:.3f} (target >= 0.15), '
-              f'deployed-style/null {deployed / null:.3f} (issue: 0.08), '
-              f'project/deployed-style {project / deployed:.1f}x', flush=True)
+        print(
+            f'  {name} ({processes} x {threads} threads): null {null:,.0f}, '
+            f'deployed-style {deployed:,.0f}, project {project:,.0f} (p99 {p99 * 1000:.0f} ms): '
+            f'project/null {project / null:.3f} (target >= 0.15), '
+            f'deployed-style/null {deployed / null:.3f} (issue: 0.08), '
+            f'project/deployed-style {project / deployed:.1f}x',
+            flush=True,
+        )
     phases()
     if problems:
-        sys.exit('benchmark FAILED: not every upload was answered 100 and spooled:\n  '
-                 + '\n  '.join(problems))
+        sys.exit(
+            'benchmark FAILED: not every upload was answered 100 and spooled:\n  ' + '\n  '.join(problems)
+        )
 
 
 if __name__ == '__main__':

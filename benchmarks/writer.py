@@ -8,6 +8,7 @@ file opened once. Prints events/s of both and the ratio (target >= 1.5).
 Then drains 10,000 spool files with ``python -m writer CONFIG --once`` in a
 subprocess and reports its peak RSS (target < 200 MB). ``--no-10k`` skips it.
 """
+
 import base64
 import calendar
 import collections
@@ -23,20 +24,22 @@ import time
 import tables
 
 from datastore import config as config_mod
-from datastore import factory, spool
+from datastore import datadir, factory, spoolfile
 from datastore.eventtypes import EVENT_TYPES, all_columns, upload_codes
 from writer import layout, writer_app
 
 FILES = 300
-DISTINCT = 30           # distinct batches drawn; the others repeat them later in the day
+DISTINCT = 30  # distinct batches drawn; the others repeat them later in the day
 BIG_BACKLOG = 10_000
 START = datetime.datetime(2024, 5, 17, 0, 0, 0)
 
 
 def shifted(events, seconds):
     delta = datetime.timedelta(seconds=seconds)
-    return [{'header': dict(e['header'], datetime=e['header']['datetime'] + delta),
-             'datalist': e['datalist']} for e in events]
+    return [
+        {'header': dict(e['header'], datetime=e['header']['datetime'] + delta), 'datalist': e['datalist']}
+        for e in events
+    ]
 
 
 def payloads(count, rng):
@@ -44,32 +47,34 @@ def payloads(count, rng):
     batches = [factory.batch(START + datetime.timedelta(seconds=100 * i), rng) for i in range(DISTINCT)]
     for i in range(count):
         events = shifted(batches[i % DISTINCT], 100 * DISTINCT * (i // DISTINCT))
-        yield spool.dumps(501 + i % 3, 'Amsterdam', events)
+        yield spoolfile.dumps(501 + i % 3, 'Amsterdam', events)
 
 
 def fill(data_dir, blobs):
-    incoming = spool.folder(data_dir, spool.INCOMING)
-    spool.ensure_folders(data_dir)
+    incoming = os.path.join(data_dir, datadir.INCOMING)
+    datadir.DataDir(str(data_dir)).ensure()
     for i, payload in enumerate(blobs):
         path = os.path.join(incoming, f'{i:08d}')
         with open(path, 'wb') as f:
             f.write(payload)
-        os.utime(path, ns=(i, i))           # oldest first = in order written
+        os.utime(path, ns=(i, i))  # oldest first = in order written
 
 
 def write_config(base, data_dir, log):
     path = os.path.join(base, 'config.ini')
     with open(path, 'w') as f:
-        f.write(f'[General]\nlog={log}\nloglevel=info\nstation_list=/dev/null\n'
-                f'data_dir={data_dir}\n[Writer]\nsleep=1\n')
+        f.write(
+            f'[General]\nlog={log}\nloglevel=info\nstation_list=/dev/null\n'
+            f'data_dir={data_dir}\n[Writer]\nsleep=1\n'
+        )
     return path
 
 
 # -- the reference: plain bulk appends, no batching across files ---------------
 
+
 def reference_row(event_type, codes, event):
-    row = {c.name: ([c.default] * c.shape if c.shape > 1 else c.default)
-           for c in all_columns(event_type)}
+    row = {c.name: ([c.default] * c.shape if c.shape > 1 else c.default) for c in all_columns(event_type)}
     header = event['header']
     row['timestamp'] = calendar.timegm(header['datetime'].utctimetuple())
     if event_type.extended_time:
@@ -80,8 +85,7 @@ def reference_row(event_type, codes, event):
         column, index = codes[item['data_uploadcode']]
         value = item['data']
         if column.blob:
-            blobs.append(base64.b64decode(value) if column.blob == 'base64'
-                         else str(value).encode('latin-1'))
+            blobs.append(base64.b64decode(value) if column.blob == 'base64' else str(value).encode('latin-1'))
             value = len(blobs) - 1
         if index is None:
             row[column.name] = value
@@ -95,26 +99,35 @@ def reference_drain(data_dir):
     events = 0
     files = {}
     codes = {code: upload_codes(et) for code, et in EVENT_TYPES.items()}
-    for path in spool.queued(data_dir):
-        record = spool.load(path)
+    for path in datadir.DataDir(str(data_dir)).queued():
+        record = spoolfile.load(path)
         per_table = collections.defaultdict(list)
         for event in record['event_list']:
             when = event['header']['datetime']
             per_table[when.year, when.month, when.day, event['header']['eventtype_uploadcode']].append(event)
         for (year, month, day, code), table_events in per_table.items():
-            name = layout.day_file(data_dir, year, month, day)
+            name = datadir.DataDir(data_dir).day_file(year, month, day)
             if name not in files:
                 os.makedirs(os.path.dirname(name), exist_ok=True)
                 files[name] = tables.open_file(name, 'a')
             h5 = files[name]
             where = layout.station_path(record['cluster'], record['station_id'])
-            group = h5.get_node(where) if where in h5 else h5.create_group(
-                os.path.dirname(where), os.path.basename(where), createparents=True)
+            group = (
+                h5.get_node(where)
+                if where in h5
+                else h5.create_group(os.path.dirname(where), os.path.basename(where), createparents=True)
+            )
             event_type = EVENT_TYPES[code]
-            table = group._f_get_child(event_type.table) if event_type.table in group else \
-                h5.create_table(group, event_type.table, layout.description(code), event_type.title)
-            blobs = group.blobs if 'blobs' in group else \
-                h5.create_vlarray(group, 'blobs', tables.VLStringAtom(), layout.BLOBS_TITLE)
+            table = (
+                group._f_get_child(event_type.table)
+                if event_type.table in group
+                else h5.create_table(group, event_type.table, layout.description(code), event_type.title)
+            )
+            blobs = (
+                group.blobs
+                if 'blobs' in group
+                else h5.create_vlarray(group, 'blobs', tables.VLStringAtom(), layout.BLOBS_TITLE)
+            )
             rows = []
             for event in table_events:
                 row, event_blobs = reference_row(event_type, codes[code], event)
@@ -123,8 +136,11 @@ def reference_drain(data_dir):
                     blobs.append(blob)
                 for column in event_type.columns:
                     if column.blob:
-                        row[column.name] = ([base + i if i >= 0 else i for i in row[column.name]]
-                                            if column.shape > 1 else base + row[column.name])
+                        row[column.name] = (
+                            [base + i if i >= 0 else i for i in row[column.name]]
+                            if column.shape > 1
+                            else base + row[column.name]
+                        )
                 row['event_id'] = table.nrows + len(rows) + 1
                 rows.append(tuple(row[c.name] for c in all_columns(event_type)))
             table.append(rows)
@@ -148,7 +164,7 @@ def spool_tree(data_dir):
         yield from (os.path.join(root, n) for n in names if n.endswith('.h5'))
 
 
-ROUNDS = 3     # best of: each drain alternately first, on a fresh copy of the backlog
+ROUNDS = 3  # best of: each drain alternately first, on a fresh copy of the backlog
 
 
 def drain_writer(base, data_dir):
@@ -158,7 +174,7 @@ def drain_writer(base, data_dir):
     return app.events_stored
 
 
-DRAINS = (('writer', drain_writer), ('reference', lambda base, data_dir: reference_drain(data_dir)))
+DRAINS = (('writer', drain_writer), ('reference', lambda _base, data_dir: reference_drain(data_dir)))
 
 
 def compare_speed(base):
@@ -172,21 +188,26 @@ def compare_speed(base):
             started = time.perf_counter()
             events = drain(base, data_dir)
             seconds = time.perf_counter() - started
-            assert events == count_rows(data_dir) == FILES * 100, (name, events)
+            if not events == count_rows(data_dir) == FILES * 100:
+                raise RuntimeError(f'{name} stored {events} events, not {FILES * 100}')
             best[name] = min(best[name] or seconds, seconds)
     writer_rate, reference_rate = (FILES * 100 / best[name] for name, _ in DRAINS)
-    print(f'backlog: {FILES} spool files x 100 events (36 CIC + 64 SIN, 4 traces per CIC); '
-          f'best of {ROUNDS} rounds, alternating which drains first')
+    print(
+        f'backlog: {FILES} spool files x 100 events (36 CIC + 64 SIN, 4 traces per CIC); '
+        f'best of {ROUNDS} rounds, alternating which drains first'
+    )
     print(f'writer:    {writer_rate:10,.0f} events/s ({best["writer"]:.2f} s)')
-    print(f'reference: {reference_rate:10,.0f} events/s ({best["reference"]:.2f} s)'
-          f'  (one Table.append per table per file, one VLArray.append per blob)')
+    print(
+        f'reference: {reference_rate:10,.0f} events/s ({best["reference"]:.2f} s)'
+        f'  (one Table.append per table per file, one VLArray.append per blob)'
+    )
     print(f'ratio:     {writer_rate / reference_rate:10.2f}x  (target >= 1.5x)', flush=True)
 
 
 # Runs `python -m writer ...` and reports its peak resident memory. VmHWM is
 # the peak of this program alone: ru_maxrss would include the high-water
 # mark of the (large) benchmark process it was forked from.
-MEASURED_WRITER = '''
+MEASURED_WRITER = """
 import runpy, sys
 sys.argv[0] = 'writer'
 try:
@@ -194,7 +215,7 @@ try:
 finally:
     with open('/proc/self/status') as status:
         print(next(line for line in status if line.startswith('VmHWM:')), file=sys.stderr)
-'''
+"""
 
 
 def peak_memory(base):
@@ -205,16 +226,22 @@ def peak_memory(base):
     config = write_config(base, data_dir, os.path.join(base, 'log-big'))
     filled = time.perf_counter() - started
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, '-c', MEASURED_WRITER, config, '--once'],
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    done = subprocess.run(
+        [sys.executable, '-c', MEASURED_WRITER, config, '--once'],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     seconds = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(f'writer failed: {done.stderr}')
     peak_kb = int(done.stderr.rpartition('VmHWM:')[2].split()[0])
-    left = len(spool.queued(data_dir))
-    print(f'{BIG_BACKLOG:,} spool files ({BIG_BACKLOG * 100:,} events; queued in {filled:.1f} s): '
-          f'drained in {seconds:.1f} s by `python -m writer CONFIG --once`, '
-          f'{BIG_BACKLOG * 100 / seconds:,.0f} events/s, {left} left')
+    left = len(datadir.DataDir(str(data_dir)).queued())
+    print(
+        f'{BIG_BACKLOG:,} spool files ({BIG_BACKLOG * 100:,} events; queued in {filled:.1f} s): '
+        f'drained in {seconds:.1f} s by `python -m writer CONFIG --once`, '
+        f'{BIG_BACKLOG * 100 / seconds:,.0f} events/s, {left} left'
+    )
     print(f'peak RSS of the writer process: {peak_kb / 1024:.0f} MB (target < 200 MB)', flush=True)
 
 

@@ -4,6 +4,9 @@ The seed keys (``[General] log, loglevel, station_list, data_dir`` and
 ``[Writer] sleep``) keep their meaning; every key added since is optional and
 has its default here. ``config.ini.example`` documents them all.
 """
+
+from __future__ import annotations
+
 import configparser
 import ctypes
 import dataclasses
@@ -11,9 +14,10 @@ import logging
 import logging.handlers
 import os
 import sys
+from typing import Any
 
 DAY = 24 * 3600
-ENVIRONMENT = 'HISPARC_DATASTORE_CONFIG'     # where the processes find config.ini
+ENVIRONMENT = 'HISPARC_DATASTORE_CONFIG'  # where the processes find config.ini
 DEFAULT_PATH = '/etc/hisparc/datastore.ini'
 
 # (section, key, type, default); default None means required.
@@ -30,6 +34,7 @@ KEYS = (
 )
 
 LOGLEVELS = ('debug', 'info', 'warning', 'error', 'critical')
+NOT_NEGATIVE = ('max_upload_bytes', 'resend_window', 'sleep')
 
 
 class ConfigError(Exception):
@@ -45,16 +50,21 @@ class Config:
     data_dir: str
     minimum_year: int
     max_upload_bytes: int
-    resend_window: float        # days
-    sleep: float                # seconds
-    batch_files: int            # spool files the writer stores per pass
+    resend_window: float  # days
+    sleep: float  # seconds
+    batch_files: int  # spool files the writer stores per pass
 
     @property
-    def resend_window_seconds(self):
+    def resend_window_seconds(self) -> float:
         return self.resend_window * DAY
 
 
-def default_path():
+def default(key: str) -> Any:
+    """The default of ``key`` (as ``KEYS`` gives it)."""
+    return next(default for _, name, _, default in KEYS if name == key)
+
+
+def default_path() -> str:
     """``$HISPARC_DATASTORE_CONFIG``, else ``/etc/hisparc/datastore.ini``.
 
     uWSGI's ``env`` option sets the variable in the C library's environment.
@@ -71,55 +81,81 @@ def default_path():
     return path or DEFAULT_PATH
 
 
-def load(path):
-    """Read and check ``path``; raise ConfigError naming what is wrong."""
-    parser = configparser.ConfigParser(inline_comment_prefixes=('#', ';'),
-                                       interpolation=None)
+def read(path: str) -> tuple[Config | None, list[str], list[str]]:
+    """(config or None, problems, warnings) of the file at ``path``: every one, not the first.
+
+    A problem makes the file unusable; a warning (an unknown key, likely a
+    typo) does not.
+    """
+    parser = configparser.ConfigParser(inline_comment_prefixes=('#', ';'), interpolation=None)
     try:
         with open(path, encoding='utf-8') as f:
             parser.read_file(f)
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f'cannot read config file {path}: {exc}') from None
+        return None, [f'cannot read config file {path}: {exc}'], []
     except configparser.Error as exc:
-        raise ConfigError(f'config file {path} is not valid: {exc}') from None
+        return None, [f'config file {path} is not valid: {exc}'], []
 
-    values = {'path': path}
+    known = {(section, key) for section, key, _, _ in KEYS}
+    warnings = [
+        f'[{section}] {key} is not a known key; it is ignored'
+        for section in parser.sections()
+        for key in parser[section]
+        if (section, key) not in known
+    ]
+    values: dict[str, Any] = {'path': path}
+    problems = []
     for section, key, kind, default in KEYS:
         raw = parser.get(section, key, fallback=None)
         if raw is None or raw.strip() == '':
             if default is None:
-                raise ConfigError(f'{path}: required key [{section}] {key} is missing')
+                problems.append(f'required key [{section}] {key} is missing')
             values[key] = default
             continue
         try:
             values[key] = kind(raw.strip())
         except ValueError:
-            raise ConfigError(f'{path}: [{section}] {key} = {raw!r} is not '
-                              f'a valid {kind.__name__}') from None
-    if values['loglevel'].lower() not in LOGLEVELS:
-        raise ConfigError(f"{path}: [General] loglevel = {values['loglevel']!r}"
-                          f" is not one of {', '.join(LOGLEVELS)}")
+            problems.append(f'[{section}] {key} = {raw!r} is not a valid {kind.__name__}')
+            values[key] = default
+            continue
+        problems += [
+            f'[{section}] {key} = {raw.strip()!r} {why}' for why in _value_problems(key, values[key])
+        ]
+    if problems:
+        return None, [f'{path}: {problem}' for problem in problems], warnings
     values['loglevel'] = values['loglevel'].lower()
-    for key in ('max_upload_bytes', 'resend_window', 'sleep'):
-        if values[key] < 0:
-            raise ConfigError(f'{path}: {key} = {values[key]} must not be negative')
-    if values['batch_files'] < 1:
-        raise ConfigError(f"{path}: [Writer] batch_files = {values['batch_files']} must be at least 1")
-    return Config(**values)
+    return Config(**values), [], warnings
 
 
-def setup_logging(config, suffix):
+def _value_problems(key: str, value: Any) -> list[str]:
+    if key == 'loglevel' and value.lower() not in LOGLEVELS:
+        return [f'is not one of {", ".join(LOGLEVELS)}']
+    if key in NOT_NEGATIVE and value < 0:
+        return ['must not be negative']
+    if key == 'batch_files' and value < 1:
+        return ['must be at least 1']
+    return []
+
+
+def load(path: str) -> Config:
+    """Read and check ``path``; raise ConfigError naming everything that is wrong."""
+    config, problems, _ = read(path)
+    if config is None:
+        raise ConfigError('; '.join(problems))
+    return config
+
+
+def setup_logging(config: Config, suffix: str) -> None:
     """Log to ``config.log`` + ``suffix`` (``-`` logs to stderr).
 
     Each process kind has its own file (``hisparc.log-wsgi``,
     ``hisparc.log-writer``); a WatchedFileHandler follows logrotate.
     """
     if config.log == '-':
-        handler = logging.StreamHandler(sys.stderr)
+        handler: logging.Handler = logging.StreamHandler(sys.stderr)
     else:
         handler = logging.handlers.WatchedFileHandler(config.log + suffix)
-    handler.setFormatter(logging.Formatter(
-        '%(asctime)s %(process)d %(name)s %(levelname)s %(message)s'))
+    handler.setFormatter(logging.Formatter('%(asctime)s %(process)d %(name)s %(levelname)s %(message)s'))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

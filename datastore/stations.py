@@ -1,10 +1,17 @@
 """The station list: ``number,cluster,password`` per line, no header."""
-import collections
 
-Station = collections.namedtuple('Station', 'number cluster password')
+from __future__ import annotations
+
+from typing import NamedTuple
 
 
-def parse(text):
+class Station(NamedTuple):
+    number: int
+    cluster: str
+    password: str
+
+
+def parse(text: str) -> tuple[dict[int, Station], list[tuple[int, str]]]:
     """Parse the list; return ({number: Station}, [(line number, problem)]).
 
     A malformed line is reported and skipped; the others still count.
@@ -31,7 +38,7 @@ def parse(text):
     return stations, problems
 
 
-def read(path):
+def read(path: str) -> tuple[dict[int, Station], list[tuple[int, str]]]:
     """Read and parse the list at ``path`` (OSError if unreadable)."""
     with open(path, encoding='utf-8', errors='surrogateescape') as f:
         return parse(f.read())

@@ -1,4 +1,5 @@
 """Run the writer the way the deployed system starts it (seed interface)."""
+
 from datastore import config
 from writer import writer_app
 

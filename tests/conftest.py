@@ -1,19 +1,13 @@
-import pathlib
-
 import pytest
 
 from datastore import config as config_mod
-
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-CAPTURES = ROOT.parent / 'shared' / 'captures'
+from tests.support import spec
 
 
 @pytest.fixture
 def captures():
-    """The real station captures beside the checkout; skip where they are absent."""
-    if not CAPTURES.is_dir():
-        pytest.skip('../shared/captures is not beside this checkout')
-    return CAPTURES
+    """The real station captures beside the checkout (skipped where absent, failed under CI)."""
+    return spec.shared('captures')
 
 
 @pytest.fixture
@@ -22,17 +16,23 @@ def make_config(tmp_path):
 
     Keyword arguments set [General] keys; ``writer_sleep`` sets [Writer] sleep.
     """
+
     def make(stations='501,Amsterdam,s3cret\n502,Utrecht,pa ss\n', writer_sleep=0.05, **general):
         station_list = tmp_path / 'station_list.csv'
         station_list.write_text(stations)
-        values = {'log': str(tmp_path / 'hisparc.log'), 'loglevel': 'debug',
-                  'station_list': str(station_list), 'data_dir': str(tmp_path / 'datastore')}
+        values = {
+            'log': str(tmp_path / 'hisparc.log'),
+            'loglevel': 'debug',
+            'station_list': str(station_list),
+            'data_dir': str(tmp_path / 'datastore'),
+        }
         values.update({k: str(v) for k, v in general.items()})
         text = '[General]\n' + ''.join(f'{k}={v}\n' for k, v in values.items())
         text += f'\n[Writer]\nsleep={writer_sleep}\n'
         path = tmp_path / 'config.ini'
         path.write_text(text)
         return str(path)
+
     return make
 
 

@@ -1,4 +1,5 @@
 """hisparc-datastore check-config: every problem explained, exit 1 if any."""
+
 import os
 
 import pytest
@@ -16,14 +17,21 @@ def test_a_good_config_passes(make_config, capsys):
     assert code == 0 and out.strip().endswith(': OK')
 
 
-@pytest.mark.parametrize('text, named', [
-    ('[General]\nlog=/tmp/x\nstation_list=/tmp/s\n', 'required key [General] data_dir is missing'),
-    ('[General]\nlog=/tmp/x\nstation_list=/tmp/s\ndata_dir=/tmp/d\n[Writer]\nsleep=soon\n',
-     "sleep = 'soon' is not a valid float"),
-    ('[General]\nlog=/tmp/x\nstation_list=/tmp/s\ndata_dir=/tmp/d\nloglevel=loud\n',
-     "loglevel = 'loud' is not one of"),
-    ('no section header\n', 'is not valid'),
-])
+@pytest.mark.parametrize(
+    'text, named',
+    [
+        ('[General]\nlog=/tmp/x\nstation_list=/tmp/s\n', 'required key [General] data_dir is missing'),
+        (
+            '[General]\nlog=/tmp/x\nstation_list=/tmp/s\ndata_dir=/tmp/d\n[Writer]\nsleep=soon\n',
+            "sleep = 'soon' is not a valid float",
+        ),
+        (
+            '[General]\nlog=/tmp/x\nstation_list=/tmp/s\ndata_dir=/tmp/d\nloglevel=loud\n',
+            "loglevel = 'loud' is not one of",
+        ),
+        ('no section header\n', 'is not valid'),
+    ],
+)
 def test_missing_keys_and_bad_values_are_named(tmp_path, capsys, text, named):
     path = tmp_path / 'config.ini'
     path.write_text(text)
@@ -37,8 +45,10 @@ def test_a_missing_config_file_is_named(tmp_path, capsys):
 
 
 def test_malformed_and_duplicate_station_lines_are_given_with_line_numbers(make_config, capsys):
-    code, out = check(capsys, make_config(
-        stations='501,Amsterdam,s3cret\n\nfive,Utrecht,pw\n502,Utrecht\n501,Leiden,other\n'))
+    code, out = check(
+        capsys,
+        make_config(stations='501,Amsterdam,s3cret\n\nfive,Utrecht,pw\n502,Utrecht\n501,Leiden,other\n'),
+    )
     assert code == 1
     assert 'line 3: station number' in out
     assert 'line 4: expected number,cluster,password; got 2 fields' in out
@@ -56,8 +66,10 @@ def test_a_missing_or_empty_station_list_is_a_problem(make_config, tmp_path, cap
 
 def test_a_data_dir_or_log_that_cannot_be_created_is_a_problem(make_config, tmp_path, capsys):
     (tmp_path / 'plainfile').write_text('')
-    code, out = check(capsys, make_config(data_dir=tmp_path / 'plainfile' / 'data',
-                                          log=tmp_path / 'plainfile' / 'hisparc.log'))
+    code, out = check(
+        capsys,
+        make_config(data_dir=tmp_path / 'plainfile' / 'data', log=tmp_path / 'plainfile' / 'hisparc.log'),
+    )
     assert code == 1
     assert 'data_dir = ' in out and 'log = ' in out and 'is not a directory' in out
 

@@ -1,4 +1,5 @@
 """hisparc-datastore simulate: realistic uploads, encoded as the Windows client does."""
+
 import contextlib
 import hashlib
 import http.server
@@ -9,7 +10,7 @@ import urllib.parse
 import pytest
 
 from datastore import cli, eventtypes, safepickle
-import uwsgi_server
+from tests.support import uwsgi_server
 
 
 class Station(http.server.BaseHTTPRequestHandler):
@@ -56,8 +57,21 @@ def simulate(capsys, *argv):
 @pytest.mark.parametrize('flavour, opening', [('py2', b'(l'), ('py3', b'\x80')])
 def test_posts_form_encoded_pickles_with_their_md5(capsys, flavour, opening):
     with listening() as (server, url):
-        code, out = simulate(capsys, '--url', url, '--station', '501', '--password', 'pa ss&=é',
-                             '--batches', '2', '--batch-size', '50', '--pickle', flavour)
+        code, out = simulate(
+            capsys,
+            '--url',
+            url,
+            '--station',
+            '501',
+            '--password',
+            'pa ss&=é',
+            '--batches',
+            '2',
+            '--batch-size',
+            '50',
+            '--pickle',
+            flavour,
+        )
     assert code == 0
     assert len(server.posts) == 2
     for path, content_type, body in server.posts:
@@ -74,8 +88,19 @@ def test_posts_form_encoded_pickles_with_their_md5(capsys, flavour, opening):
 
 def test_every_type_mix_sends_all_fourteen_event_types(capsys):
     with listening() as (server, url):
-        simulate(capsys, '--url', url, '--station', '7', '--password', 'x',
-                 '--mix', 'every-type', '--batch-size', '28')
+        simulate(
+            capsys,
+            '--url',
+            url,
+            '--station',
+            '7',
+            '--password',
+            'x',
+            '--mix',
+            'every-type',
+            '--batch-size',
+            '28',
+        )
     batch = safepickle.loads(decode(server.posts[0][2])[1])
     codes = [e['header']['eventtype_uploadcode'] for e in batch]
     assert sorted(set(codes)) == sorted(eventtypes.EVENT_TYPES) and len(codes) == 28
@@ -90,16 +115,18 @@ def test_passwords_come_from_the_configs_station_list(make_config, capsys):
 
 
 def test_any_reply_but_100_is_counted_and_the_exit_is_1(capsys):
-    with listening(replies=[b'203', b'100', b'203']) as (server, url):
-        code, out = simulate(capsys, '--url', url, '--station', '1', '--password', 'x',
-                             '--batches', '3', '--batch-size', '1')
+    with listening(replies=[b'203', b'100', b'203']) as (_server, url):
+        code, out = simulate(
+            capsys, '--url', url, '--station', '1', '--password', 'x', '--batches', '3', '--batch-size', '1'
+        )
     assert code == 1
     assert '203   wrong password' in out.out and ' 2\n' in out.out
 
 
 def test_a_refused_connection_is_reported_not_a_traceback(capsys):
-    code, out = simulate(capsys, '--url', f'http://127.0.0.1:{uwsgi_server.free_port()}/',
-                         '--station', '1', '--password', 'x')
+    code, out = simulate(
+        capsys, '--url', f'http://127.0.0.1:{uwsgi_server.free_port()}/', '--station', '1', '--password', 'x'
+    )
     assert code == 1 and 'error: [Errno 111] Connection refused' in out.out
 
 
@@ -111,12 +138,38 @@ def test_a_station_without_password_is_refused_with_a_reason(capsys):
 def test_rate_paces_the_batches_and_duration_bounds_the_run(capsys):
     with listening() as (server, url):
         began = time.monotonic()
-        simulate(capsys, '--url', url, '--station', '1', '--password', 'x', '--batch-size', '1',
-                 '--batches', '5', '--rate', '20')
+        simulate(
+            capsys,
+            '--url',
+            url,
+            '--station',
+            '1',
+            '--password',
+            'x',
+            '--batch-size',
+            '1',
+            '--batches',
+            '5',
+            '--rate',
+            '20',
+        )
         assert time.monotonic() - began >= 4 / 20
         began = time.monotonic()
-        simulate(capsys, '--url', url, '--station', '1', '--password', 'x', '--batch-size', '1',
-                 '--duration', '0.5', '--rate', '10')
+        simulate(
+            capsys,
+            '--url',
+            url,
+            '--station',
+            '1',
+            '--password',
+            'x',
+            '--batch-size',
+            '1',
+            '--duration',
+            '0.5',
+            '--rate',
+            '10',
+        )
         assert 0.4 <= time.monotonic() - began < 2.0
     assert 5 + 4 <= len(server.posts) <= 5 + 6
 
@@ -133,16 +186,32 @@ def test_the_real_endpoint_stores_simulated_uploads(make_config, capsys):
     path = make_config()
     with uwsgi_server.running(path) as server:
         for flavour in ('py2', 'py3'):
-            code, out = simulate(capsys, '--url', server.url, '--config', path, '--stations', '2',
-                                 '--batches', '2', '--pickle', flavour, '--mix', 'every-type')
+            code, out = simulate(
+                capsys,
+                '--url',
+                server.url,
+                '--config',
+                path,
+                '--stations',
+                '2',
+                '--batches',
+                '2',
+                '--pickle',
+                flavour,
+                '--mix',
+                'every-type',
+            )
             assert code == 0, out
 
 
-@pytest.mark.parametrize('argv, says', [
-    (['--url', 'localhost:8080/hisparc/upload'], "'localhost:8080/hisparc/upload' is not an http:// URL"),
-    (['--rate', '-1'], "'-1' is not a positive number"),
-    (['--stations', '0'], "'0' is not a positive whole number"),
-])
+@pytest.mark.parametrize(
+    'argv, says',
+    [
+        (['--url', 'localhost:8080/hisparc/upload'], "'localhost:8080/hisparc/upload' is not an http:// URL"),
+        (['--rate', '-1'], "'-1' is not a positive number"),
+        (['--stations', '0'], "'0' is not a positive whole number"),
+    ],
+)
 def test_arguments_that_make_no_sense_are_refused_with_the_reason(capsys, argv, says):
     with pytest.raises(SystemExit) as exc:
         cli.main(['simulate', '--station', '1', '--password', 'x', *argv])

@@ -1,4 +1,5 @@
 """hisparc-datastore status, pause and resume; errors are one clear line."""
+
 import json
 import os
 import subprocess
@@ -7,8 +8,8 @@ import time
 
 import pytest
 
-from datastore import cli, spool
-from wsgi.received import Received
+from datastore import cli, datadir
+from datastore.received import Received
 
 
 def run(capsys, *argv):
@@ -20,13 +21,21 @@ def run(capsys, *argv):
 def test_status_shows_queue_held_files_writer_and_stations(make_config, capsys):
     path = make_config()
     data_dir = os.path.join(os.path.dirname(path), 'datastore')
-    spool.deliver(data_dir, spool.INCOMING, 'a', b'x')
-    os.utime(os.path.join(data_dir, spool.INCOMING, 'a'), (time.time() - 125,) * 2)
-    spool.deliver(data_dir, spool.SUSPICIOUS, 'b', b'x')
-    Received(data_dir, 10 ** 9).record(501, 'aa')
-    with open(os.path.join(data_dir, spool.WRITER_STATUS), 'w') as f:
-        json.dump({'pid': os.getpid(), 'state': 'storing', 'updated': time.time(),
-                   'stations': {'501': 1795486000}, 'events_stored': 99}, f)
+    datadir.DataDir(str(data_dir)).deliver(datadir.INCOMING, 'a', b'x')
+    os.utime(os.path.join(data_dir, datadir.INCOMING, 'a'), (time.time() - 125,) * 2)
+    datadir.DataDir(str(data_dir)).deliver(datadir.SUSPICIOUS, 'b', b'x')
+    Received(datadir.DataDir(str(data_dir)), 10**9).record(501, 'aa')
+    with open(os.path.join(data_dir, datadir.WRITER_STATUS), 'w') as f:
+        json.dump(
+            {
+                'pid': os.getpid(),
+                'state': 'storing',
+                'updated': time.time(),
+                'stations': {'501': 1795486000},
+                'events_stored': 99,
+            },
+            f,
+        )
     code, out, _ = run(capsys, 'status', '--config', path)
     assert code == 0
     assert '1 file(s) in incoming/, oldest waiting 2 min' in out
@@ -52,7 +61,7 @@ def test_status_says_when_the_writer_is_not_running(make_config, capsys):
 
 def test_pause_and_resume_create_and_remove_the_pause_file(make_config, capsys):
     path = make_config()
-    pause = os.path.join(os.path.dirname(path), 'datastore', spool.WRITER_PAUSE)
+    pause = os.path.join(os.path.dirname(path), 'datastore', datadir.WRITER_PAUSE)
     assert run(capsys, 'pause', '-c', path)[0] == 0
     assert os.path.exists(pause)
     assert 'paused: writer.pause exists' in run(capsys, 'status', '-c', path)[1]
@@ -63,8 +72,12 @@ def test_pause_and_resume_create_and_remove_the_pause_file(make_config, capsys):
 
 @pytest.mark.slow
 def test_a_missing_config_is_one_clear_line_not_a_traceback(tmp_path):
-    command = [os.path.join(os.path.dirname(sys.executable), 'hisparc-datastore'),
-               'status', '--config', str(tmp_path / 'nope.ini')]
+    command = [
+        os.path.join(os.path.dirname(sys.executable), 'hisparc-datastore'),
+        'status',
+        '--config',
+        str(tmp_path / 'nope.ini'),
+    ]
     result = subprocess.run(command, capture_output=True, text=True)
     assert result.returncode == 1
     assert result.stderr.startswith('hisparc-datastore status: cannot read config file')

@@ -37,16 +37,24 @@ def test_missing_required_key_is_named(tmp_path):
 
 def test_unreadable_file_is_named(tmp_path):
     missing = tmp_path / 'nope.ini'
-    with pytest.raises(config_mod.ConfigError, match='nope.ini'):
+    with pytest.raises(config_mod.ConfigError, match=r'nope\.ini'):
         config_mod.load(str(missing))
 
 
-@pytest.mark.parametrize('line, key', [('minimum_year=soon', 'minimum_year'),
-                                       ('loglevel=chatty', 'loglevel'),
-                                       ('max_upload_bytes=-1', 'max_upload_bytes')])
+@pytest.mark.parametrize(
+    'line, key',
+    [
+        ('minimum_year=soon', 'minimum_year'),
+        ('loglevel=chatty', 'loglevel'),
+        ('max_upload_bytes=-1', 'max_upload_bytes'),
+    ],
+)
 def test_bad_values_are_named(tmp_path, line, key):
     path = tmp_path / 'config.ini'
-    path.write_text(SEED.replace('[Writer]', line + '\n\n[Writer]').replace('loglevel=debug', '')
-                    if key != 'loglevel' else SEED.replace('loglevel=debug', line))
+    path.write_text(
+        SEED.replace('[Writer]', line + '\n\n[Writer]').replace('loglevel=debug', '')
+        if key != 'loglevel'
+        else SEED.replace('loglevel=debug', line)
+    )
     with pytest.raises(config_mod.ConfigError, match=key):
         config_mod.load(str(path))

@@ -1,4 +1,5 @@
 """The deployment files in examples/ and config.ini.example, run or checked for real."""
+
 import configparser
 import datetime
 import json
@@ -14,9 +15,8 @@ import pytest
 import webtest
 
 from datastore import config as config_mod
-from datastore import factory, py2pickle
-import test_serve
-import uwsgi_server
+from datastore import factory, py2pickle, uwsgi_ini
+from tests.support import processes, uwsgi_server
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / 'examples'
@@ -26,11 +26,13 @@ def adapted_uwsgi_ini(tmp_path, configfile, port):
     """examples/uwsgi.ini with its placeholders and port pointed at this checkout and tmp_path."""
     text = (EXAMPLES / 'uwsgi.ini').read_text()
     for name, value in (('home_dir', ROOT), ('config_file', configfile), ('run_dir', tmp_path)):
-        text, n = re.subn(rf'^set-placeholder = {name}=.*$', f'set-placeholder = {name}={value}',
-                          text, flags=re.M)
+        text, n = re.subn(
+            rf'^set-placeholder = {name}=.*$', f'set-placeholder = {name}={value}', text, flags=re.MULTILINE
+        )
         assert n == 1, name
-    text, n = re.subn(r'^http-socket = 127\.0\.0\.1:8080$', f'http-socket = 127.0.0.1:{port}',
-                      text, flags=re.M)
+    text, n = re.subn(
+        r'^http-socket = 127\.0\.0\.1:8080$', f'http-socket = 127.0.0.1:{port}', text, flags=re.MULTILINE
+    )
     assert n == 1
     text = text.replace(f'virtualenv = {ROOT}/.venv', f'virtualenv = {sys.prefix}')
     text = text.replace(f'{ROOT}/.venv/bin/', f'{pathlib.Path(sys.executable).parent}/')
@@ -40,8 +42,11 @@ def adapted_uwsgi_ini(tmp_path, configfile, port):
 
 
 def ini_values(path, key):
-    return [line.split('=', 1)[1].strip() for line in pathlib.Path(path).read_text().splitlines()
-            if line.split('=', 1)[0].strip() == key]
+    return [
+        line.split('=', 1)[1].strip()
+        for line in pathlib.Path(path).read_text().splitlines()
+        if line.split('=', 1)[0].strip() == key
+    ]
 
 
 @pytest.mark.slow
@@ -50,42 +55,54 @@ def test_uwsgi_ini_serves_upload_status_and_the_writer_and_stops_on_sigterm(make
     data_dir = tmp_path / 'datastore'
     port = uwsgi_server.free_port()
     log = open(tmp_path / 'uwsgi.log', 'w+')
-    process = subprocess.Popen([str(uwsgi_server.UWSGI), '--ini',
-                                str(adapted_uwsgi_ini(tmp_path, configfile, port))],
-                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    process = subprocess.Popen(
+        [str(uwsgi_server.UWSGI), '--ini', str(adapted_uwsgi_ini(tmp_path, configfile, port))],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     writer = None
     try:
-        test_serve.wait_for(lambda: process.poll() is not None or test_serve._answers(port),
-                            what='uWSGI to answer')
+        processes.wait_for(
+            lambda: process.poll() is not None or processes.answers(port), what='uWSGI to answer'
+        )
         assert process.poll() is None, (tmp_path / 'uwsgi.log').read_text()
         # The upload app answers on its URL and on every path but the status URL.
         for path in ('/hisparc/upload', '/', '/some/proxy/path'):
-            assert test_serve.post(port, path) == '400'
+            assert processes.post(port, path) == '400'
             events = factory.batch(datetime.datetime(2024, 1, 2, 3, 4, 5))
             body = uwsgi_server.upload_body(501, 's3cret', py2pickle.dumps(events))
-            assert test_serve.post(port, path, body) == '100'
-        assert test_serve.get(port, '/hisparc/upload') == '400'
+            assert processes.post(port, path, body) == '100'
+        assert processes.get(port, '/hisparc/upload') == '400'
         # The status app, and the attached writer that drains the queue.
-        writer = test_serve.wait_for(
-            lambda: (data_dir / 'writer.status').exists() and
-            json.loads(test_serve.get(port, '/hisparc/status'))['writer']['running']
-            and json.loads((data_dir / 'writer.status').read_text())['pid'],
-            what='the writer to report')
-        test_serve.wait_for(
-            lambda: json.loads(test_serve.get(port, '/hisparc/status'))['writer']['events_stored'] == 300,
-            what='the writer to store the uploads')
+        writer = processes.wait_for(
+            lambda: (
+                (data_dir / 'writer.status').exists()
+                and json.loads(processes.get(port, '/hisparc/status'))['writer']['running']
+                and json.loads((data_dir / 'writer.status').read_text())['pid']
+            ),
+            what='the writer to report',
+        )
+        processes.wait_for(
+            lambda: json.loads(processes.get(port, '/hisparc/status'))['writer']['events_stored'] == 300,
+            what='the writer to store the uploads',
+        )
         assert (tmp_path / 'stats.sock').exists()
         process.send_signal(signal.SIGTERM)
         assert process.wait(30) == 0
-        test_serve.wait_for(lambda: test_serve.gone(writer), timeout=10, what='the writer to stop')
-        assert not (tmp_path / 'stats.sock').exists()       # vacuum
+        processes.wait_for(lambda: processes.gone(writer), timeout=10, what='the writer to stop')
+        assert not (tmp_path / 'stats.sock').exists()  # vacuum
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(10)
-        if writer and not test_serve.gone(writer):
+        if writer and not processes.gone(writer):
             os.kill(writer, signal.SIGKILL)
         log.close()
+
+
+def test_examples_uwsgi_ini_is_the_option_table_that_serve_and_the_tests_run():
+    assert (EXAMPLES / 'uwsgi.ini').read_text() == uwsgi_ini.render()
 
 
 def test_uwsgi_ini_limit_post_is_the_default_max_upload_bytes():
@@ -94,11 +111,28 @@ def test_uwsgi_ini_limit_post_is_the_default_max_upload_bytes():
 
 
 def test_uwsgi_ini_has_the_production_settings():
-    names = {line.split('=', 1)[0].strip() for line in (EXAMPLES / 'uwsgi.ini').read_text().splitlines()
-             if line.strip() and not line.startswith(';')}
-    assert {'strict', 'master', 'processes', 'threads', 'harakiri', 'limit-post', 'post-buffering',
-            'socket-timeout', 'die-on-term', 'need-app', 'vacuum', 'stats', 'touch-reload',
-            'mount', 'manage-script-name', 'attach-daemon2'} <= names
+    names = {
+        line.split('=', 1)[0].strip()
+        for line in (EXAMPLES / 'uwsgi.ini').read_text().splitlines()
+        if line.strip() and not line.startswith(';')
+    }
+    assert {
+        'strict',
+        'master',
+        'processes',
+        'threads',
+        'harakiri',
+        'limit-post',
+        'socket-timeout',
+        'die-on-term',
+        'need-app',
+        'vacuum',
+        'stats',
+        'touch-reload',
+        'mount',
+        'manage-script-name',
+        'attach-daemon2',
+    } <= names
     assert ini_values(EXAMPLES / 'uwsgi.ini', 'threads') == ['1']
     assert 'stopsignal=15' in ini_values(EXAMPLES / 'uwsgi.ini', 'attach-daemon2')[0]
 
@@ -138,9 +172,9 @@ def test_status_wsgi_answers_with_the_configured_datastore(make_config, monkeypa
 def test_the_writer_service_unit_verifies(tmp_path):
     text = (EXAMPLES / 'hisparc-writer.service').read_text()
     text = text.replace('/srv/hisparc-datastore/.venv/bin/', f'{pathlib.Path(sys.executable).parent}/')
-    text = re.sub(r'^(User|Group)=.*$', '', text, flags=re.M)     # no such user here
+    text = re.sub(r'^(User|Group)=.*$', '', text, flags=re.MULTILINE)  # no such user here
     unit = tmp_path / 'hisparc-writer.service'
     unit.write_text(text)
     result = subprocess.run(['systemd-analyze', 'verify', str(unit)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    assert 'hisparc-writer' in re.search(r'^ExecStart=(.*)$', text, re.M).group(1)
+    assert 'hisparc-writer' in re.search(r'^ExecStart=(.*)$', text, re.MULTILINE).group(1)

@@ -1,4 +1,5 @@
 """The Python 2 protocol-0 emitter, checked against real station bytes."""
+
 import datetime
 import pickle
 import random
@@ -18,7 +19,8 @@ def test_emits_ascii_protocol_0_that_python3_reads_back():
 
 def test_python2_literals():
     assert py2pickle.dumps([True, False, -1, 1.0, 0.55, '', "it's"]) == (
-        b"(lp0\nI01\naI00\naI-1\naF1\naF0.55\naS''\naS\"it's\"\np1\na.")
+        b"(lp0\nI01\naI00\naI-1\naF1\naF0.55\naS''\naS\"it's\"\np1\na."
+    )
 
 
 @pytest.mark.parametrize('name', ['py2event', 'suspicious_event'])
@@ -27,8 +29,15 @@ def test_reproduces_real_uploads_byte_for_byte(captures, name):
     assert py2pickle.dumps(safepickle.loads(data)) == data
 
 
-@pytest.mark.parametrize('name', ['upload/py2_s510_100events', 'upload/py2_pysparc_config',
-                                  'spool/writer_py2_CIC', 'spool/writer_py2_CFG'])
+@pytest.mark.parametrize(
+    'name',
+    [
+        'upload/py2_s510_100events',
+        'upload/py2_pysparc_config',
+        'spool/writer_py2_CIC',
+        'spool/writer_py2_CFG',
+    ],
+)
 def test_same_opcodes_and_values_as_real_python2_pickles(captures, name):
     data = (captures / name).read_bytes()
     obj = safepickle.loads(data)

@@ -1,4 +1,5 @@
 """The allow-listed unpickler: real pickle flavours load, everything else is refused."""
+
 import datetime
 import pickle
 
@@ -12,13 +13,20 @@ WHEN = datetime.datetime(2024, 3, 1, 12, 30, 5, 250000)
 
 @pytest.mark.parametrize('protocol', range(pickle.HIGHEST_PROTOCOL + 1))
 def test_python3_pickles_of_every_protocol_load(protocol):
-    events = [{'header': {'datetime': WHEN, 'nanoseconds': 5}, 'datalist': [
-        {'data_uploadcode': 'TR1', 'data': 'eJzT'}, {'data_uploadcode': 'B', 'data': b'\xe9\x00'}]}]
+    events = [
+        {
+            'header': {'datetime': WHEN, 'nanoseconds': 5},
+            'datalist': [
+                {'data_uploadcode': 'TR1', 'data': 'eJzT'},
+                {'data_uploadcode': 'B', 'data': b'\xe9\x00'},
+            ],
+        }
+    ]
     assert safepickle.loads(pickle.dumps(events, protocol=protocol)) == events
 
 
 def test_python2_byte_strings_become_latin1_text():
-    data = py2pickle.dumps([{'msg': 'caf\xe9 \x80\x93'}])      # cp1252 bytes, not UTF-8
+    data = py2pickle.dumps([{'msg': 'caf\xe9 \x80\x93'}])  # cp1252 bytes, not UTF-8
     assert safepickle.loads(data) == [{'msg': 'caf\xe9 \x80\x93'}]
 
 
@@ -37,8 +45,14 @@ def test_python3_numpy_scalars_become_plain_numbers():
         assert [type(x) for x in loaded] == [int, float, int]
 
 
-HOSTILE_GLOBALS = [('os', 'system'), ('posix', 'system'), ('builtins', 'eval'),
-                   ('subprocess', 'Popen'), ('builtins', 'getattr'), ('numpy', 'load')]
+HOSTILE_GLOBALS = [
+    ('os', 'system'),
+    ('posix', 'system'),
+    ('builtins', 'eval'),
+    ('subprocess', 'Popen'),
+    ('builtins', 'getattr'),
+    ('numpy', 'load'),
+]
 
 
 class _Call:
@@ -49,6 +63,7 @@ class _Call:
 
     def __reduce__(self):
         import importlib
+
         return getattr(importlib.import_module(self.module), self.name), self.args
 
 
@@ -72,9 +87,9 @@ def test_inst_and_obj_opcodes_are_refused():
 
 def test_extension_registry_and_persistent_ids_are_refused():
     with pytest.raises(PickleRefused):
-        safepickle.loads(b'\x80\x02\x82\x01.')           # EXT1 code 1
+        safepickle.loads(b'\x80\x02\x82\x01.')  # EXT1 code 1
     with pytest.raises(PickleRefused):
-        safepickle.loads(b'(Pfoo\n.')                     # PERSID
+        safepickle.loads(b'(Pfoo\n.')  # PERSID
 
 
 @pytest.mark.parametrize('data', [b'', b'garbage', b'\x80\x05', b'(lp0\nI1\na', b'\x80\x04\x95'])
@@ -85,7 +100,7 @@ def test_broken_pickles_are_refused(data):
 
 def test_unexpected_arguments_to_allowed_stand_ins_are_refused():
     with pytest.raises(PickleRefused):
-        safepickle.loads(b"c_codecs\nencode\n(Vx\nVrot13\ntR.")
+        safepickle.loads(b'c_codecs\nencode\n(Vx\nVrot13\ntR.')
     with pytest.raises(PickleRefused):
         safepickle.loads(b"cnumpy.core.multiarray\nscalar\n(I1\nS'x'\ntR.")
 

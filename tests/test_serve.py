@@ -1,4 +1,5 @@
 """hisparc-datastore serve (what `make serve` runs): from nothing to a stored upload, then Ctrl-C."""
+
 import contextlib
 import json
 import os
@@ -8,47 +9,16 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 
 import pytest
 import tables
 
-import uwsgi_server
+from tests.support import uwsgi_server
+from tests.support.processes import answers, get, gone, post, wait_for
 
 pytestmark = pytest.mark.slow
 
 COMMAND = pathlib.Path(sys.executable).with_name('hisparc-datastore')
-
-
-def wait_for(condition, timeout=30.0, what='condition'):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f'timed out waiting for {what}')
-        time.sleep(0.1)
-
-
-def gone(pid):
-    """True once ``pid`` has exited (a zombie left for init counts as exited)."""
-    try:
-        state = pathlib.Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return True
-    return state in ('Z', 'X')
-
-
-def get(port, path, timeout=5):
-    with urllib.request.urlopen(f'http://127.0.0.1:{port}{path}', timeout=timeout) as reply:
-        return reply.read().decode()
-
-
-def post(port, path, body=b''):
-    request = urllib.request.Request(f'http://127.0.0.1:{port}{path}', data=body, method='POST')
-    with urllib.request.urlopen(request, timeout=10) as reply:
-        return reply.read().decode()
 
 
 def writer_pid(var, data='data'):
@@ -62,11 +32,15 @@ def writer_pid(var, data='data'):
 def serving(var, port, data='data'):
     """`hisparc-datastore serve` in its own session, as a terminal would run it."""
     out = open(var.parent / 'serve.out', 'w+')
-    process = subprocess.Popen([str(COMMAND), 'serve', '--var', str(var), '--port', str(port)],
-                               stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                               start_new_session=True)
+    process = subprocess.Popen(
+        [str(COMMAND), 'serve', '--var', str(var), '--port', str(port)],
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
-        wait_for(lambda: process.poll() is not None or _answers(port), what='uWSGI to answer')
+        wait_for(lambda: process.poll() is not None or answers(port), what='uWSGI to answer')
         assert process.poll() is None, pathlib.Path(out.name).read_text()
         # The writer reports once the master runs its loop (which spawns it);
         # a signal in the instant before that can be missed by uWSGI.
@@ -81,13 +55,6 @@ def serving(var, port, data='data'):
             if pid and not gone(pid):
                 os.kill(pid, signal.SIGKILL)
         out.close()
-
-
-def _answers(port):
-    try:
-        return get(port, '/hisparc/status', timeout=1)
-    except OSError:
-        return None
 
 
 def test_serve_stores_an_upload_restarts_the_writer_and_stops_cleanly_on_ctrl_c(tmp_path):
@@ -107,8 +74,13 @@ def test_serve_stores_an_upload_restarts_the_writer_and_stops_cleanly_on_ctrl_c(
 
         # The attached writer stores it in today's HDF5 file.
         today = time.gmtime()
-        day_file = var / 'data' / str(today.tm_year) / str(today.tm_mon) / \
-            f'{today.tm_year}_{today.tm_mon}_{today.tm_mday}.h5'
+        day_file = (
+            var
+            / 'data'
+            / str(today.tm_year)
+            / str(today.tm_mon)
+            / f'{today.tm_year}_{today.tm_mon}_{today.tm_mday}.h5'
+        )
 
         def stored():
             if not day_file.exists() or os.listdir(var / 'data' / 'incoming'):
@@ -118,7 +90,8 @@ def test_serve_stores_an_upload_restarts_the_writer_and_stops_cleanly_on_ctrl_c(
                     station = h5.get_node('/hisparc/cluster_demo/station_99')
                     return station.events.nrows + station.singles.nrows
             except (OSError, tables.HDF5ExtError, tables.NoSuchNodeError):
-                return 0        # the writer has it open (HDF5 locks it), or is not done
+                return 0  # the writer has it open (HDF5 locks it), or is not done
+
         assert wait_for(stored, what='the events in the day file') == 100
 
         # Every other path reaches the upload app; a bare GET answers 400.
@@ -132,8 +105,9 @@ def test_serve_stores_an_upload_restarts_the_writer_and_stops_cleanly_on_ctrl_c(
         # A writer that dies is restarted by the uWSGI master.
         first = writer_pid(var)
         os.kill(first, signal.SIGKILL)
-        second = wait_for(lambda: writer_pid(var) not in (None, first) and writer_pid(var),
-                          timeout=60, what='a new writer')
+        second = wait_for(
+            lambda: writer_pid(var) not in (None, first) and writer_pid(var), timeout=60, what='a new writer'
+        )
         assert not gone(second)
 
         # Ctrl-C: SIGINT to the terminal's process group stops uWSGI and the writer.
@@ -150,10 +124,9 @@ def test_serve_keeps_an_existing_configuration(tmp_path):
     var, port = tmp_path / 'var', uwsgi_server.free_port()
     var.mkdir()
     (var / 'stations.csv').write_text('501,Amsterdam,s3cret\n')
-    text = (f'[General]\nlog={var}/mine.log\nstation_list={var}/stations.csv\n'
-            f'data_dir={var}/mydata\n')
+    text = f'[General]\nlog={var}/mine.log\nstation_list={var}/stations.csv\ndata_dir={var}/mydata\n'
     (var / 'config.ini').write_text(text)
-    with serving(var, port, data='mydata') as (process, out):
+    with serving(var, port, data='mydata') as (process, _out):
         assert (var / 'config.ini').read_text() == text
         assert not (var / 'station_list.csv').exists()
         assert json.loads(get(port, '/hisparc/status'))['data_dir'] == f'{var}/mydata'
@@ -165,8 +138,9 @@ def test_serve_with_a_broken_configuration_says_so_and_does_not_start(tmp_path):
     var = tmp_path / 'var'
     var.mkdir()
     (var / 'config.ini').write_text('[General]\nlog=-\n')
-    result = subprocess.run([str(COMMAND), 'serve', '--var', str(var), '--port', '1'],
-                            capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [str(COMMAND), 'serve', '--var', str(var), '--port', '1'], capture_output=True, text=True, timeout=30
+    )
     assert result.returncode == 1
     assert 'required key [General] station_list is missing' in result.stderr
     assert 'Traceback' not in result.stderr
@@ -175,9 +149,9 @@ def test_serve_with_a_broken_configuration_says_so_and_does_not_start(tmp_path):
 def test_serve_refuses_a_configuration_whose_station_list_is_missing(tmp_path):
     var = tmp_path / 'var'
     var.mkdir()
-    (var / 'config.ini').write_text(f'[General]\nlog=-\nstation_list={var}/gone.csv\n'
-                                    f'data_dir={var}/data\n')
-    result = subprocess.run([str(COMMAND), 'serve', '--var', str(var), '--port', '1'],
-                            capture_output=True, text=True, timeout=30)
+    (var / 'config.ini').write_text(f'[General]\nlog=-\nstation_list={var}/gone.csv\ndata_dir={var}/data\n')
+    result = subprocess.run(
+        [str(COMMAND), 'serve', '--var', str(var), '--port', '1'], capture_output=True, text=True, timeout=30
+    )
     assert result.returncode == 1
     assert f'station_list = {var}/gone.csv: cannot read it' in result.stderr

@@ -1,4 +1,5 @@
 """The status figures (datastore.status) and the monitoring endpoint (wsgi.status_app)."""
+
 import functools
 import json
 import os
@@ -11,9 +12,9 @@ import pytest
 import webtest
 
 from datastore import config as config_mod
-from datastore import spool, status
+from datastore import datadir, status
+from datastore.received import Received
 from wsgi import status_app
-from wsgi.received import Received
 
 NOW = 1_800_000_000.0
 
@@ -28,7 +29,7 @@ def put(data_dir, folder, name, mtime):
 
 def write_writer_status(data_dir, **fields):
     os.makedirs(data_dir, exist_ok=True)
-    with open(os.path.join(data_dir, spool.WRITER_STATUS), 'w') as f:
+    with open(os.path.join(data_dir, datadir.WRITER_STATUS), 'w') as f:
         json.dump(fields, f)
 
 
@@ -40,7 +41,7 @@ def dead_pid():
 
 def test_an_empty_datastore_has_nothing_queued_no_stations_and_no_writer(config):
     figures = status.gather(config, now=NOW)
-    assert figures['folders'] == {name: 0 for name in spool.FOLDERS}
+    assert figures['folders'] == dict.fromkeys(datadir.FOLDERS, 0)
     assert figures['queue'] == {'files': 0, 'oldest_age': None}
     assert figures['stations'] == {}
     assert figures['writer']['running'] is False
@@ -49,64 +50,76 @@ def test_an_empty_datastore_has_nothing_queued_no_stations_and_no_writer(config)
 
 def test_folder_counts_and_the_age_of_the_oldest_waiting_file(config):
     for i, mtime in enumerate((NOW - 300, NOW - 30, NOW - 5)):
-        put(config.data_dir, spool.INCOMING, f'in{i}', mtime)
-    put(config.data_dir, spool.SUSPICIOUS, 's0', NOW)
-    put(config.data_dir, spool.SUSPICIOUS, 's1', NOW)
-    put(config.data_dir, spool.FAILED, 'f0', NOW)
-    put(config.data_dir, spool.PARTIAL, 'p0', NOW)
+        put(config.data_dir, datadir.INCOMING, f'in{i}', mtime)
+    put(config.data_dir, datadir.SUSPICIOUS, 's0', NOW)
+    put(config.data_dir, datadir.SUSPICIOUS, 's1', NOW)
+    put(config.data_dir, datadir.FAILED, 'f0', NOW)
+    put(config.data_dir, datadir.PARTIAL, 'p0', NOW)
     figures = status.gather(config, now=NOW)
     assert figures['folders'] == {'tmp': 0, 'incoming': 3, 'suspicious': 2, 'partial': 1, 'failed': 1}
     assert figures['queue'] == {'files': 3, 'oldest_age': 300.0}
 
 
 def test_last_upload_per_station_comes_from_the_endpoints_received_record(config):
-    received = Received(config.data_dir, window_seconds=10 ** 9)
+    received = Received(datadir.DataDir(config.data_dir), window_seconds=10**9)
     os.makedirs(config.data_dir)
     received.record(501, 'aa', now=NOW - 100)
     received.record(501, 'bb', now=NOW - 10)
     received.record(502, 'cc', now=NOW - 50)
     stations = status.gather(config, now=NOW)['stations']
-    assert stations == {'501': {'last_upload': NOW - 10, 'last_stored_event': None},
-                        '502': {'last_upload': NOW - 50, 'last_stored_event': None}}
+    assert stations == {
+        '501': {'last_upload': NOW - 10, 'last_stored_event': None},
+        '502': {'last_upload': NOW - 50, 'last_stored_event': None},
+    }
 
 
 def test_a_received_file_that_is_not_a_database_gives_no_uploads_not_an_error(config):
     os.makedirs(config.data_dir)
-    with open(os.path.join(config.data_dir, spool.RECEIVED), 'wb') as f:
+    with open(os.path.join(config.data_dir, datadir.RECEIVED), 'wb') as f:
         f.write(b'not sqlite at all' * 100)
     assert status.gather(config, now=NOW)['stations'] == {}
 
 
 def test_a_writer_that_reported_recently_and_is_alive_is_running(config):
-    write_writer_status(config.data_dir, pid=os.getpid(), state='idle', updated=NOW - 2,
-                        stations={'501': NOW - 60}, events_stored=1234)
+    write_writer_status(
+        config.data_dir,
+        pid=os.getpid(),
+        state='idle',
+        updated=NOW - 2,
+        stations={'501': NOW - 60},
+        events_stored=1234,
+    )
     writer = status.gather(config, now=NOW)['writer']
     assert writer['running'] is True
     assert (writer['state'], writer['pid'], writer['events_stored']) == ('idle', os.getpid(), 1234)
     assert status.gather(config, now=NOW)['stations']['501'] == {
-        'last_upload': None, 'last_stored_event': NOW - 60}
+        'last_upload': None,
+        'last_stored_event': NOW - 60,
+    }
 
 
 def test_a_writer_whose_report_is_stale_or_whose_pid_is_gone_is_not_running(config):
     stale = NOW - max(3 * config.sleep, status.MIN_STALE) - 1
-    write_writer_status(config.data_dir, pid=os.getpid(), state='idle', updated=stale,
-                        stations={}, events_stored=0)
+    write_writer_status(
+        config.data_dir, pid=os.getpid(), state='idle', updated=stale, stations={}, events_stored=0
+    )
     assert status.gather(config, now=NOW)['writer']['running'] is False
-    write_writer_status(config.data_dir, pid=dead_pid(), state='storing', updated=NOW,
-                        stations={}, events_stored=0)
+    write_writer_status(
+        config.data_dir, pid=dead_pid(), state='storing', updated=NOW, stations={}, events_stored=0
+    )
     assert status.gather(config, now=NOW)['writer']['running'] is False
 
 
 def test_a_garbled_writer_status_reads_as_not_running(config):
     os.makedirs(config.data_dir)
-    with open(os.path.join(config.data_dir, spool.WRITER_STATUS), 'w') as f:
+    with open(os.path.join(config.data_dir, datadir.WRITER_STATUS), 'w') as f:
         f.write('{"pid": ')
     assert status.gather(config, now=NOW)['writer']['running'] is False
 
 
 def test_paused_is_the_pause_file(config):
     os.makedirs(config.data_dir)
-    open(os.path.join(config.data_dir, spool.WRITER_PAUSE), 'w').close()
+    open(os.path.join(config.data_dir, datadir.WRITER_PAUSE), 'w').close()
     assert status.gather(config, now=NOW)['writer']['paused'] is True
 
 
@@ -125,10 +138,16 @@ def samples(text):
 
 
 def test_prometheus_text_carries_every_figure(config):
-    put(config.data_dir, spool.INCOMING, 'in0', NOW - 42)
-    Received(config.data_dir, 10 ** 9).record(501, 'aa', now=NOW - 10)
-    write_writer_status(config.data_dir, pid=os.getpid(), state='idle', updated=NOW - 1,
-                        stations={'501': NOW - 20}, events_stored=7)
+    put(config.data_dir, datadir.INCOMING, 'in0', NOW - 42)
+    Received(datadir.DataDir(config.data_dir), 10**9).record(501, 'aa', now=NOW - 10)
+    write_writer_status(
+        config.data_dir,
+        pid=os.getpid(),
+        state='idle',
+        updated=NOW - 1,
+        stations={'501': NOW - 20},
+        events_stored=7,
+    )
     found = samples(status.prometheus(status.gather(config, now=NOW)))
     assert found['hisparc_spool_files{folder="incoming"}'] == 1
     assert found['hisparc_spool_files{folder="suspicious"}'] == 0
@@ -146,7 +165,7 @@ def app_for(configfile):
 
 def test_the_status_endpoint_answers_json_by_default(make_config):
     path = make_config()
-    put(config_mod.load(path).data_dir, spool.INCOMING, 'in0', time.time())
+    put(config_mod.load(path).data_dir, datadir.INCOMING, 'in0', time.time())
     reply = app_for(path).get('/hisparc/status')
     assert reply.content_type == 'application/json'
     assert reply.json['queue']['files'] == 1
@@ -155,10 +174,14 @@ def test_the_status_endpoint_answers_json_by_default(make_config):
 
 def test_the_status_endpoint_answers_prometheus_by_query_or_accept_header(make_config):
     app = app_for(make_config())
-    for reply in (app.get('/hisparc/status?format=prometheus'),
-                  app.get('/hisparc/status', headers={'Accept': 'text/plain;version=0.0.4'}),
-                  app.get('/hisparc/status', headers={
-                      'Accept': 'application/openmetrics-text;version=1.0.0,text/plain;q=0.5'})):
+    for reply in (
+        app.get('/hisparc/status?format=prometheus'),
+        app.get('/hisparc/status', headers={'Accept': 'text/plain;version=0.0.4'}),
+        app.get(
+            '/hisparc/status',
+            headers={'Accept': 'application/openmetrics-text;version=1.0.0,text/plain;q=0.5'},
+        ),
+    ):
         assert reply.content_type == 'text/plain'
         assert samples(reply.text)['hisparc_spool_files{folder="incoming"}'] == 0
 

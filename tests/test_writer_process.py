@@ -1,4 +1,5 @@
 """The writer as a process: command line, signals, SIGKILL, locked day files, pause."""
+
 import base64
 import collections
 import datetime
@@ -16,11 +17,21 @@ import numpy as np
 import pytest
 import tables
 
-from datastore import factory, spool
-from datastore.eventtypes import EVENT_TYPES, all_columns
-from writer import layout
-from writer_support import (ROOT, day_path, drain, expected_row, folder_files, make_writer,
-                            queue, run_once, station_path, trace_samples)
+from datastore import datadir, factory
+from tests.support import spec
+from tests.support.writer import (
+    ROOT,
+    day_path,
+    drain,
+    expected_row,
+    folder_files,
+    make_writer,
+    plain,
+    queue,
+    run_once,
+    station_path,
+    trace_samples,
+)
 
 WHEN = datetime.datetime(2024, 5, 17, 23, 50, 0)
 STATIONS = ((501, 'Amsterdam'), (502, 'Utrecht'))
@@ -40,8 +51,15 @@ def data_dir_of(config):
 
 def shifted(events, seconds):
     """The same events, ``seconds`` later."""
-    return [{'header': dict(e['header'], datetime=e['header']['datetime'] + datetime.timedelta(seconds=seconds)),
-             'datalist': e['datalist']} for e in events]
+    return [
+        {
+            'header': dict(
+                e['header'], datetime=e['header']['datetime'] + datetime.timedelta(seconds=seconds)
+            ),
+            'datalist': e['datalist'],
+        }
+        for e in events
+    ]
 
 
 def queue_backlog(data_dir, files, seed=0, distinct=20):
@@ -51,8 +69,9 @@ def queue_backlog(data_dir, files, seed=0, distinct=20):
     ``distinct`` batches are drawn; later files repeat them at later times.
     """
     rng = random.Random(seed)
-    batches = [factory.batch(WHEN + datetime.timedelta(seconds=100 * i), rng)
-               for i in range(min(files, distinct))]
+    batches = [
+        factory.batch(WHEN + datetime.timedelta(seconds=100 * i), rng) for i in range(min(files, distinct))
+    ]
     sent = []
     for i in range(files):
         station_id, cluster = STATIONS[i % 2]
@@ -64,9 +83,14 @@ def queue_backlog(data_dir, files, seed=0, distinct=20):
 
 def identity(table_name, row):
     """What makes a stored row unique: time plus content (all but event_id and blob indexes)."""
-    return (table_name,) + tuple(
-        tuple(row[name].tolist()) if row[name].shape else row[name].item()
-        for name in row.dtype.names if name not in ('event_id', 'traces'))
+    return (
+        table_name,
+        *(
+            tuple(row[name].tolist()) if row[name].shape else row[name].item()
+            for name in row.dtype.names
+            if name not in ('event_id', 'traces')
+        ),
+    )
 
 
 def stored_rows(data_dir):
@@ -84,8 +108,7 @@ def stored_rows(data_dir):
                     key = (station_id, identity(table.name, row))
                     counts[key] += 1
                     if table.name == 'events':
-                        traces[station_id, int(row['ext_timestamp'])] = [
-                            blobs[int(i)] for i in row['traces']]
+                        traces[station_id, int(row['ext_timestamp'])] = [blobs[int(i)] for i in row['traces']]
     return counts, traces
 
 
@@ -93,15 +116,24 @@ def expected(sent):
     """The same identities, built from the source events (CIC and SIN: no blob columns but traces)."""
     counts = collections.Counter()
     for station_id, _, event in sent:
-        event_type = EVENT_TYPES[event['header']['eventtype_uploadcode']]
-        row = np.zeros(1, dtype=layout.dtype(event_type.code))[0]
-        for column in all_columns(event_type):
+        spec_type = spec.layout()[event['header']['eventtype_uploadcode']]
+        row = np.zeros(
+            1,
+            dtype=[
+                (c.name, _numpy_type(c.type), (c.shape,) if c.shape > 1 else ()) for c in spec_type.columns
+            ],
+        )[0]
+        for column in spec_type.columns:
             row[column.name] = column.default
-        for name, value in expected_row(event).items():
+        for name, value in plain(expected_row(event)).items():
             if name != 'traces':
                 row[name] = [value[i] for i in sorted(value)] if isinstance(value, dict) else value
-        counts[station_id, identity(event_type.table, row)] += 1
+        counts[station_id, identity(spec_type.table, row)] += 1
     return counts
+
+
+def _numpy_type(spec_type):
+    return 'int32' if spec_type == 'time32' else spec_type
 
 
 def check_exactly_once(data_dir, sent):
@@ -118,8 +150,13 @@ def check_exactly_once(data_dir, sent):
 
 
 def start_writer(config, *args):
-    return subprocess.Popen([sys.executable, '-m', 'writer', config, *args], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, '-m', 'writer', config, *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def wait_for(condition, timeout=20.0):
@@ -148,7 +185,7 @@ def test_once_command_that_hits_a_failing_pass_exits_1_and_keeps_the_files(make_
     data_dir = data_dir_of(config)
     when = datetime.datetime(2024, 5, 17, 10, 0)
     name = queue(data_dir, factory.batch(when, random.Random(5)))
-    path = day_path(data_dir, when)              # a day file where no table can go
+    path = day_path(data_dir, when)  # a day file where no table can go
     os.makedirs(os.path.dirname(path))
     with tables.open_file(path, 'w') as h5:
         h5.create_group(station_path(), 'events', createparents=True)
@@ -158,10 +195,13 @@ def test_once_command_that_hits_a_failing_pass_exits_1_and_keeps_the_files(make_
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('text, named', [
-    (None, 'config.ini'),
-    ('[General]\nlog=-\nstation_list=/dev/null\n', 'data_dir'),
-])
+@pytest.mark.parametrize(
+    'text, named',
+    [
+        (None, 'config.ini'),
+        ('[General]\nlog=-\nstation_list=/dev/null\n', 'data_dir'),
+    ],
+)
 def test_a_bad_config_is_a_clear_error_with_exit_code_2(tmp_path, text, named):
     path = tmp_path / 'config.ini'
     if text is not None:
@@ -179,10 +219,10 @@ def test_sigkill_at_random_moments_stores_every_event_exactly_once(make_config):
     rng = random.Random()
     journal = os.path.join(data_dir, 'writer.journal')
     kills = mid_pass = 0
-    while kills < 40 and not (kills >= 15 and mid_pass >= 5):   # random: enough of both
+    while kills < 40 and not (kills >= 15 and mid_pass >= 5):  # random: enough of both
         writer = start_writer(config, '--once')
         # from the first pass on, a random moment (often mid-pass)
-        wait_for(lambda: os.path.exists(journal) or writer.poll() is not None, timeout=20)
+        wait_for(lambda writer=writer: os.path.exists(journal) or writer.poll() is not None, timeout=20)
         time.sleep(rng.uniform(0, 0.15))
         if writer.poll() is not None:
             break
@@ -214,7 +254,7 @@ def test_sigterm_finishes_the_batch_closes_and_exits_0(make_config, signum):
     assert not os.path.exists(os.path.join(data_dir, 'writer.journal'))
     left = set(folder_files(data_dir, 'incoming'))
     assert left, 'the writer drained everything before the signal; nothing was tested'
-    counts, _ = stored_rows(data_dir)          # every day file opens and reads
+    counts, _ = stored_rows(data_dir)  # every day file opens and reads
     assert sum(counts.values()) == len(sent) - 100 * len(left)
     assert max(counts.values()) == 1
 
@@ -229,11 +269,22 @@ def test_a_locked_day_file_is_retried_later_while_other_days_go_on(make_config, 
     other_day = datetime.datetime(2024, 5, 18, 10, 0)
     first = factory.batch(locked_day, rng)
     queue(data_dir, first)
-    drain(config)                                      # the day file exists
+    drain(config)  # the day file exists
     holder = subprocess.Popen(
-        [sys.executable, '-c', 'import sys, tables; f = tables.open_file(sys.argv[1], sys.argv[2]); '
-         'print("held", flush=True); sys.stdin.read(); f.close()', day_path(data_dir, locked_day), mode],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            '-c',
+            (
+                'import sys, tables; f = tables.open_file(sys.argv[1], sys.argv[2]); '
+                'print("held", flush=True); sys.stdin.read(); f.close()'
+            ),
+            day_path(data_dir, locked_day),
+            mode,
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert holder.stdout.readline().strip() == 'held'
         waiting = factory.batch(locked_day + datetime.timedelta(hours=1), rng)
@@ -257,7 +308,7 @@ def test_a_locked_day_file_is_retried_later_while_other_days_go_on(make_config, 
 def test_pause_file_holds_the_writer_until_removed(make_config):
     config = make_config()
     data_dir = data_dir_of(config)
-    spool.ensure_folders(data_dir)
+    datadir.DataDir(str(data_dir)).ensure()
     pause = os.path.join(data_dir, 'writer.pause')
     open(pause, 'w').close()
     sent = queue_backlog(data_dir, 3, seed=5)
@@ -294,7 +345,7 @@ def test_pause_after_storing_closes_files_so_readers_can_open_them(make_config):
         open(os.path.join(data_dir, 'writer.pause'), 'w').close()
         assert wait_for(lambda: app.state == 'paused')
         for path in glob.glob(os.path.join(data_dir, '*', '*', '*.h5')):
-            with tables.open_file(path, 'a'):       # not locked by the writer
+            with tables.open_file(path, 'a'):  # not locked by the writer
                 pass
     finally:
         app.request_stop()
@@ -319,7 +370,7 @@ def test_idle_writer_uses_no_cpu_to_speak_of(make_config):
         before = cpu_seconds(writer.pid)
         time.sleep(2.0)
         assert cpu_seconds(writer.pid) - before < 0.1
-        queue(data_dir, factory.batch(WHEN, random.Random(7)))       # and it still wakes up
+        queue(data_dir, factory.batch(WHEN, random.Random(7)))  # and it still wakes up
         assert wait_for(lambda: not folder_files(data_dir, 'incoming'), timeout=10)
     finally:
         writer.send_signal(signal.SIGTERM)

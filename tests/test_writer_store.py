@@ -1,4 +1,5 @@
 """What the writer stores, and where everything it cannot store goes."""
+
 import base64
 import datetime
 import json
@@ -12,9 +13,17 @@ import numpy as np
 import pytest
 import tables
 
-from datastore import factory, spool
-from writer_support import (check_row, day_path, drain, expected_row, folder_files,
-                            queue, station_path, trace_samples)
+from datastore import datadir, factory, spoolfile
+from tests.support.writer import (
+    check_row,
+    day_path,
+    drain,
+    expected_row,
+    folder_files,
+    queue,
+    station_path,
+    trace_samples,
+)
 
 WHEN = datetime.datetime(2024, 5, 17, 12, 0, 0)
 
@@ -91,20 +100,22 @@ def test_traces_point_at_their_own_blobs_across_files_and_passes(setup, make_con
             check_row(station.events, station.blobs, row, expected_row(event))
             source = {d['data_uploadcode']: d['data'] for d in event['datalist']}
             for i in range(4):
-                assert trace_samples(station.blobs[row['traces'][i]]) == \
-                    trace_samples(base64.b64decode(source[f'TR{i + 1}']))
+                assert trace_samples(station.blobs[row['traces'][i]]) == trace_samples(
+                    base64.b64decode(source[f'TR{i + 1}'])
+                )
         assert station.singles.nrows == 3 * 64
 
 
 def test_a_batch_that_spans_midnight_goes_to_two_day_files(setup):
     config, data_dir = setup
     start = datetime.datetime(2024, 12, 31, 23, 59, 10)
-    events = factory.batch(start, random.Random(5))      # 100 s from 23:59:10
+    events = factory.batch(start, random.Random(5))  # 100 s from 23:59:10
     queue(data_dir, events)
     drain(config)
-    for when, day_events in ((start, [e for e in events if e['header']['datetime'].year == 2024]),
-                             (datetime.datetime(2025, 1, 1), [e for e in events
-                                                              if e['header']['datetime'].year == 2025])):
+    for when, day_events in (
+        (start, [e for e in events if e['header']['datetime'].year == 2024]),
+        (datetime.datetime(2025, 1, 1), [e for e in events if e['header']['datetime'].year == 2025]),
+    ):
         assert day_events
         h5, station = open_station(data_dir, when)
         with h5:
@@ -151,19 +162,21 @@ def test_a_pickle_that_is_not_a_spool_record_goes_to_failed(setup):
 
 
 def queue_raw(data_dir, payload):
-    name = spool.unique_name(0)
-    spool.deliver(data_dir, spool.INCOMING, name, payload)
+    name = datadir.unique_name(0)
+    datadir.DataDir(str(data_dir)).deliver(datadir.INCOMING, name, payload)
     return name
 
 
 def bad_events(rng):
     """(event, reason fragment): one of each kind the writer must refuse."""
+
     def cic(**changes):
         event = factory.event('CIC', WHEN, rng)
         for code, value in changes.items():
             event['datalist'] = [d for d in event['datalist'] if d['data_uploadcode'] != code]
             event['datalist'].append({'data_uploadcode': code, 'data': value})
         return event
+
     unknown = factory.event('SIN', WHEN, rng)
     unknown['header']['eventtype_uploadcode'] = 'XYZ'
     undated = factory.event('SIN', WHEN, rng)
@@ -172,11 +185,11 @@ def bad_events(rng):
         (unknown, "unknown event type 'XYZ'"),
         (undated, 'no datetime'),
         (factory.event('SIN', datetime.datetime(2011, 2, 22), rng), 'before the minimum year'),
-        (cic(PH1=40000), 'out of range'),                 # int16
-        (cic(TRIGPATTERN=-1), 'out of range'),            # uint32
-        (cic(EVENTRATE=1e39), 'out of range'),            # float32
-        (cic(BL2=float('nan')), 'not a finite number'),   # int16
-        (cic(PH3='625'), 'not a number'),                 # a string into a number column
+        (cic(PH1=40000), 'out of range'),  # int16
+        (cic(TRIGPATTERN=-1), 'out of range'),  # uint32
+        (cic(EVENTRATE=1e39), 'out of range'),  # float32
+        (cic(BL2=float('nan')), 'not a finite number'),  # int16
+        (cic(PH3='625'), 'not a number'),  # a string into a number column
         (cic(RED='yes'), 'not a boolean'),
         (cic(TR2='not base64!'), 'undecodable trace'),
         ({'header': {'eventtype_uploadcode': 'CIC'}}, 'malformed event'),
@@ -194,7 +207,7 @@ def test_events_that_cannot_be_stored_go_to_suspicious_and_the_rest_is_stored(se
         drain(config)
     held = folder_files(data_dir, 'suspicious')
     assert len(held) == 1
-    record = spool.load(os.path.join(data_dir, 'suspicious', held[0]))
+    record = spoolfile.load(os.path.join(data_dir, 'suspicious', held[0]))
     assert (record['station_id'], record['cluster']) == (501, 'Amsterdam')
     assert len(record['event_list']) == len(bad)
     logged = ' '.join(r.getMessage() for r in caplog.records)
@@ -214,8 +227,10 @@ def test_floats_into_int_columns_are_truncated_and_bools_accept_ints(setup):
     event['datalist'] = [d for d in event['datalist'] if d['data_uploadcode'] not in codes]
     event['datalist'] += [{'data_uploadcode': c, 'data': v} for c, v in codes.items()]
     cfg = factory.event('CFG', WHEN, random.Random(8))
-    cfg['datalist'] = [{'data_uploadcode': 'CFG_REDUCE', 'data': 1},
-                       {'data_uploadcode': 'CFG_TRIGEXT', 'data': False}]
+    cfg['datalist'] = [
+        {'data_uploadcode': 'CFG_REDUCE', 'data': 1},
+        {'data_uploadcode': 'CFG_TRIGEXT', 'data': False},
+    ]
     queue(data_dir, [event, cfg])
     drain(config)
     h5, station = open_station(data_dir)
@@ -248,8 +263,10 @@ def test_lightning_codes_map_to_their_columns(setup):
     config, data_dir = setup
     rng = random.Random(10)
     lit, lcg, lst = (factory.event(code, WHEN, rng) for code in ('LIT', 'LCG', 'LST'))
-    lit['datalist'] = [{'data_uploadcode': 'LIT_UNCORR_ANGLE', 'data': 12.5},
-                       {'data_uploadcode': 'LIT_CORR_ANGLE', 'data': 13.5}]
+    lit['datalist'] = [
+        {'data_uploadcode': 'LIT_UNCORR_ANGLE', 'data': 12.5},
+        {'data_uploadcode': 'LIT_CORR_ANGLE', 'data': 13.5},
+    ]
     lcg['datalist'] = [{'data_uploadcode': 'LCG_SQUELCH_SETTING', 'data': 7}]
     lst['datalist'] = [{'data_uploadcode': 'LST_SEVERE_ALARM', 'data': True}]
     queue(data_dir, [lit, lcg, lst])
@@ -278,27 +295,38 @@ def test_status_file_reports_state_stations_and_count(setup):
 def test_captures_known_values(captures, make_config, flavour):
     config = make_config(minimum_year=2000)
     data_dir = os.path.join(os.path.dirname(config), 'datastore')
-    spool.ensure_folders(data_dir)
+    datadir.DataDir(str(data_dir)).ensure()
     for path in sorted((captures / 'spool').glob(f'writer_{flavour}_*')):
         shutil.copyfile(path, os.path.join(data_dir, 'incoming', path.name))
     drain(config)
     h5, station = open_station(data_dir, datetime.datetime(2017, 2, 26), 'Amsterdam', 99)
     with h5:
         events = station.events[0]
-        assert (events['timestamp'], events['nanoseconds'], events['ext_timestamp']) == \
-            (1488093964, 130245552, 1488093964130245552)
+        assert (events['timestamp'], events['nanoseconds'], events['ext_timestamp']) == (
+            1488093964,
+            130245552,
+            1488093964130245552,
+        )
         assert list(events['pulseheights']) == [625, 972, 923, 724]
         singles = station.singles[0]
-        assert (singles['timestamp'], singles['mas_ch1_low'], singles['mas_ch1_high'],
-                singles['slv_ch1_low'], singles['slv_ch1_high']) == (1488094031, 345, 98, 329, 95)
-        source = spool.load(str(captures / 'spool' / f'writer_{flavour}_CIC'))['event_list'][0]
+        assert (
+            singles['timestamp'],
+            singles['mas_ch1_low'],
+            singles['mas_ch1_high'],
+            singles['slv_ch1_low'],
+            singles['slv_ch1_high'],
+        ) == (1488094031, 345, 98, 329, 95)
+        source = spoolfile.load(str(captures / 'spool' / f'writer_{flavour}_CIC'))['event_list'][0]
         tr1 = next(d['data'] for d in source['datalist'] if d['data_uploadcode'] == 'TR1')
         assert station.blobs[int(events['traces'][0])] == base64.b64decode(tr1)
         config_row = station.config[0]
         assert config_row['timestamp'] == 1488125225
         assert (config_row['mas_ch1_thres_high'], config_row['mas_ch1_thres_low']) == (320, 250)
-        assert (config_row['reduce_data'], config_row['mas_ch1_voltage'],
-                config_row['slv_ch1_current']) == (False, 300.0, 0.0)
+        assert (config_row['reduce_data'], config_row['mas_ch1_voltage'], config_row['slv_ch1_current']) == (
+            False,
+            300.0,
+            0.0,
+        )
         blobs = [station.blobs[int(config_row[c])] for c in ('mas_version', 'slv_version')]
         assert blobs == [b'', b'Hardware: 0 FPGA: 0']
         weather = station.weather[0]
@@ -316,14 +344,13 @@ def test_status_keeps_stations_stored_by_an_earlier_writer(setup):
     path = os.path.join(data_dir, 'writer.status')
     with open(path) as f:
         status = json.load(f)
-    status['stations']['777'] = 1700000000          # a station only an earlier run stored
+    status['stations']['777'] = 1700000000  # a station only an earlier run stored
     with open(path, 'w') as f:
         json.dump(status, f)
-    drain(config)                                   # a new writer, nothing queued
+    drain(config)  # a new writer, nothing queued
     with open(path) as f:
         stations = json.load(f)['stations']
-    assert stations == {'501': max(expected_row(e)['timestamp'] for e in first),
-                        '777': 1700000000}
+    assert stations == {'501': max(expected_row(e)['timestamp'] for e in first), '777': 1700000000}
 
 
 def test_unreadable_status_file_starts_afresh(setup):

@@ -1,4 +1,5 @@
 """The upload endpoint in-process (WebTest): one test per return code and per outcome."""
+
 import datetime
 import errno
 import functools
@@ -15,11 +16,11 @@ import time
 import pytest
 import webtest
 
-from datastore import factory, py2pickle, safepickle, spool
-from uwsgi_server import upload_body
-from wsgi import rcodes, screening, wsgi_app
+from datastore import datadir, events, factory, py2pickle, safepickle, spoolfile
+from tests.support.pickles import WHEN, batch, deeply_nested, hostile_pickles, shared_reference_bomb
+from tests.support.uwsgi_server import upload_body
+from wsgi import rcodes, wsgi_app
 
-WHEN = datetime.datetime(2024, 5, 1, 12, 0, 0)
 PASSWORD = 's3cret'
 
 
@@ -33,8 +34,7 @@ class Endpoint:
         self.log_path = pathlib.Path(configfile).parent / 'hisparc.log-wsgi'
 
     def post(self, body, path='/hisparc/upload', **kwargs):
-        response = self.app.post(path, body, content_type='application/x-www-form-urlencoded',
-                                 **kwargs)
+        response = self.app.post(path, body, content_type='application/x-www-form-urlencoded', **kwargs)
         assert response.status_int == 200 and response.content_type == 'text/plain'
         return response.text
 
@@ -46,8 +46,8 @@ class Endpoint:
         path = self.data_dir / folder
         return sorted(path.iterdir()) if path.is_dir() else []
 
-    def spooled(self, folder=spool.INCOMING):
-        return [spool.load(path) for path in self.files(folder)]
+    def spooled(self, folder=datadir.INCOMING):
+        return [spoolfile.load(path) for path in self.files(folder)]
 
     def log(self):
         return self.log_path.read_text() if self.log_path.exists() else ''
@@ -56,8 +56,10 @@ class Endpoint:
 @pytest.fixture
 def endpoint(make_config):
     """An Endpoint factory; keyword arguments are [General] keys of its config."""
+
     def make(**general):
         return Endpoint(make_config(**general))
+
     return make
 
 
@@ -66,22 +68,32 @@ def ep(endpoint):
     return endpoint()
 
 
-def batch(seed=1, when=WHEN):
-    return factory.batch(when, random.Random(seed))
-
-
 # -- the reply -----------------------------------------------------------------
 
+
 def test_return_codes_are_the_protocols():
-    assert {code: name for code, name in rcodes.MEANING.items()} == {
-        '100': 'OK', '201': 'invalid input', '202': 'wrong upload code', '203': 'wrong password',
-        '204': 'event already exists', '205': 'transaction failed', '206': 'station unknown',
-        '207': 'wrong event type', '208': 'unpickling error',
+    assert dict(rcodes.MEANING.items()) == {
+        '100': 'OK',
+        '201': 'invalid input',
+        '202': 'wrong upload code',
+        '203': 'wrong password',
+        '204': 'event already exists',
+        '205': 'transaction failed',
+        '206': 'station unknown',
+        '207': 'wrong event type',
+        '208': 'unpickling error',
         '400': 'internal server error: invalid post data',
-        '404': 'internal server error: storage unavailable'}
-    assert (rcodes.OK, rcodes.INVALID_INPUT, rcodes.WRONG_PASSWORD, rcodes.STATION_UNKNOWN,
-            rcodes.UNPICKLING_ERROR, rcodes.INVALID_POST_DATA, rcodes.STORAGE_UNAVAILABLE) == (
-            '100', '201', '203', '206', '208', '400', '404')
+        '404': 'internal server error: storage unavailable',
+    }
+    assert (
+        rcodes.OK,
+        rcodes.INVALID_INPUT,
+        rcodes.WRONG_PASSWORD,
+        rcodes.STATION_UNKNOWN,
+        rcodes.UNPICKLING_ERROR,
+        rcodes.INVALID_POST_DATA,
+        rcodes.STORAGE_UNAVAILABLE,
+    ) == ('100', '201', '203', '206', '208', '400', '404')
 
 
 def test_a_bare_get_answers_400_as_exactly_three_bytes(ep):
@@ -91,23 +103,29 @@ def test_a_bare_get_answers_400_as_exactly_three_bytes(ep):
     assert response.body == b'400'
 
 
-@pytest.mark.parametrize('method, path', [('POST', '/'), ('PUT', '/anything/at/all'),
-                                          ('POST', '/hisparc/upload?x=1')])
+@pytest.mark.parametrize(
+    'method, path', [('POST', '/'), ('PUT', '/anything/at/all'), ('POST', '/hisparc/upload?x=1')]
+)
 def test_any_path_and_method_is_the_endpoint(ep, method, path):
     pickled = py2pickle.dumps(batch())
-    response = ep.app.request(path, method=method, body=upload_body(501, PASSWORD, pickled),
-                              content_type='application/x-www-form-urlencoded')
+    response = ep.app.request(
+        path,
+        method=method,
+        body=upload_body(501, PASSWORD, pickled),
+        content_type='application/x-www-form-urlencoded',
+    )
     assert response.body == b'100'
-    assert len(ep.files(spool.INCOMING)) == 1
+    assert len(ep.files(datadir.INCOMING)) == 1
 
 
 # -- 100: stored -----------------------------------------------------------------
+
 
 def test_a_python2_batch_answers_100_and_is_spooled_in_incoming(ep):
     events = batch()
     assert ep.upload(events) == '100'
     assert ep.spooled() == [{'station_id': 501, 'cluster': 'Amsterdam', 'event_list': events}]
-    assert ep.files(spool.SUSPICIOUS) == [] and ep.files(spool.TMP) == []
+    assert ep.files(datadir.SUSPICIOUS) == [] and ep.files(datadir.TMP) == []
 
 
 @pytest.mark.parametrize('protocol', range(pickle.HIGHEST_PROTOCOL + 1))
@@ -122,8 +140,10 @@ def test_python3_pickles_in_both_form_encodings_are_stored(ep, protocol, raw_byt
 
 def test_numpy_scalars_arrive_as_plain_ints(ep):
     events = batch()[:1]
-    events[0]['datalist'] = [{'data_uploadcode': 'PH1', 'data': py2pickle.NumpyScalar(625)},
-                             {'data_uploadcode': 'IN1', 'data': py2pickle.NumpyScalar(-3, 'i8')}]
+    events[0]['datalist'] = [
+        {'data_uploadcode': 'PH1', 'data': py2pickle.NumpyScalar(625)},
+        {'data_uploadcode': 'IN1', 'data': py2pickle.NumpyScalar(-3, 'i8')},
+    ]
     assert ep.upload(events) == '100'
     datalist = ep.spooled()[0]['event_list'][0]['datalist']
     assert [(item['data'], type(item['data'])) for item in datalist] == [(625, int), (-3, int)]
@@ -131,32 +151,34 @@ def test_numpy_scalars_arrive_as_plain_ints(ep):
 
 def test_an_empty_batch_answers_100_and_spools_nothing(ep):
     assert ep.upload([]) == '100'
-    assert ep.files(spool.INCOMING) == [] and ep.files(spool.SUSPICIOUS) == []
+    assert ep.files(datadir.INCOMING) == [] and ep.files(datadir.SUSPICIOUS) == []
 
 
 def test_spool_folders_are_created_when_missing(ep):
     assert not ep.data_dir.exists()
     assert ep.upload(batch()) == '100'
-    assert len(ep.files(spool.INCOMING)) == 1
+    assert len(ep.files(datadir.INCOMING)) == 1
 
 
 # -- 100: suspicious events are held, the rest stored ----------------------------
+
 
 def test_old_events_go_to_suspicious_and_the_rest_to_incoming(ep):
     events = batch()
     cold = factory.event('CIC', datetime.datetime(2019, 4, 7, 0, 0, 3), random.Random(9))
     events.insert(5, cold)
     assert ep.upload(events) == '100'
-    assert ep.spooled(spool.SUSPICIOUS) == [
-        {'station_id': 501, 'cluster': 'Amsterdam', 'event_list': [cold]}]
+    assert ep.spooled(datadir.SUSPICIOUS) == [
+        {'station_id': 501, 'cluster': 'Amsterdam', 'event_list': [cold]}
+    ]
     assert ep.spooled()[0]['event_list'] == events[:5] + events[6:]
 
 
 def test_minimum_year_comes_from_the_config(endpoint):
     ep = endpoint(minimum_year=2025)
     assert ep.upload(batch()) == '100'
-    assert ep.files(spool.INCOMING) == []
-    assert len(ep.spooled(spool.SUSPICIOUS)[0]['event_list']) == 100
+    assert ep.files(datadir.INCOMING) == []
+    assert len(ep.spooled(datadir.SUSPICIOUS)[0]['event_list']) == 100
 
 
 def test_events_without_a_datetime_or_malformed_are_held(ep):
@@ -164,27 +186,28 @@ def test_events_without_a_datetime_or_malformed_are_held(ep):
     del events[0]['header']['datetime']
     events[1]['datalist'][0]['data'] = None
     assert ep.upload(events) == '100'
-    assert ep.spooled(spool.SUSPICIOUS)[0]['event_list'] == events[:2]
+    assert ep.spooled(datadir.SUSPICIOUS)[0]['event_list'] == events[:2]
     assert ep.spooled()[0]['event_list'] == events[2:]
 
 
 def test_a_batch_of_only_suspicious_events_writes_nothing_to_incoming(ep):
     events = batch(when=datetime.datetime(2011, 2, 22))
     assert ep.upload(events) == '100'
-    assert ep.files(spool.INCOMING) == []
-    assert ep.spooled(spool.SUSPICIOUS)[0]['event_list'] == events
+    assert ep.files(datadir.INCOMING) == []
+    assert ep.spooled(datadir.SUSPICIOUS)[0]['event_list'] == events
 
 
 # -- 100: resends ------------------------------------------------------------------
+
 
 def test_a_resend_answers_100_and_is_not_spooled_again(ep, monkeypatch):
     events = batch()
     assert ep.upload(events) == '100'
     loads = []
-    monkeypatch.setattr(safepickle, 'loads', lambda data: loads.append(data))
+    monkeypatch.setattr(safepickle, 'loads', loads.append)
     assert ep.upload(events) == '100'
-    assert loads == []                                  # answered before unpickling
-    assert len(ep.files(spool.INCOMING)) == 1
+    assert loads == []  # answered before unpickling
+    assert len(ep.files(datadir.INCOMING)) == 1
     assert 'resend' in ep.log().splitlines()[-1]
 
 
@@ -201,22 +224,22 @@ def test_a_resend_after_the_window_is_stored_again(ep):
     with sqlite3.connect(ep.data_dir / 'received.sqlite') as db:
         db.execute('UPDATE received SET received = received - 8 * 86400')
     assert ep.upload(events) == '100'
-    assert len(ep.files(spool.INCOMING)) == 2
+    assert len(ep.files(datadir.INCOMING)) == 2
 
 
 def test_a_resend_window_of_zero_stores_every_upload(endpoint):
     ep = endpoint(resend_window=0)
     events = batch()
     assert ep.upload(events) == '100' and ep.upload(events) == '100'
-    assert len(ep.files(spool.INCOMING)) == 2
+    assert len(ep.files(datadir.INCOMING)) == 2
 
 
 def test_resends_are_recognised_by_a_new_process(ep):
     events = batch()
     assert ep.upload(events) == '100'
-    wsgi_app._endpoints.clear()                         # as after a restart
+    wsgi_app._endpoints.clear()  # as after a restart
     assert ep.upload(events) == '100'
-    assert len(ep.files(spool.INCOMING)) == 1
+    assert len(ep.files(datadir.INCOMING)) == 1
 
 
 def test_received_record_gives_the_last_upload_per_station(ep):
@@ -230,8 +253,9 @@ def test_received_record_gives_the_last_upload_per_station(ep):
 
 
 def test_old_records_are_pruned(tmp_path):
-    from wsgi.received import Received
-    received = Received(str(tmp_path), window_seconds=100)
+    from datastore.received import Received
+
+    received = Received(datadir.DataDir(str(tmp_path)), window_seconds=100)
     received.record(501, 'a' * 32, now=1000.0)
     received.record(501, 'b' * 32, now=1090.0)
     received.prune(now=1150.0)
@@ -242,22 +266,24 @@ def test_old_records_are_pruned(tmp_path):
 
 def test_identical_uploads_at_the_same_moment_are_stored_once(ep):
     body = upload_body(501, PASSWORD, py2pickle.dumps(batch()))
-    ep.post(b'')                                        # initialise before the race
+    ep.post(b'')  # initialise before the race
     replies, start = [], threading.Barrier(6)
 
     def post():
         start.wait()
         replies.append(ep.post(body))
+
     threads = [threading.Thread(target=post) for _ in range(6)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     assert replies == ['100'] * 6
-    assert len(ep.files(spool.INCOMING)) == 1
+    assert len(ep.files(datadir.INCOMING)) == 1
 
 
 # -- 400: invalid post data --------------------------------------------------------
+
 
 @pytest.mark.parametrize('missing', ['station_id', 'password', 'data', 'checksum'])
 def test_a_missing_field_answers_400(ep, missing):
@@ -266,16 +292,20 @@ def test_a_missing_field_answers_400(ep, missing):
     assert ep.post(b'&'.join(k + b'=' + v for k, v in fields.items())) == '400'
 
 
-@pytest.mark.parametrize('body', [
-    b'station_id=abc&password=s3cret&data=%28l.&checksum=x',
-    b'station_id=501&password=s3cret&data=%28l.&checksum=x&station_id=501',
-    b'station_id=501&password&data=%28l.&checksum=x',
-    bytes(random.Random(5).randrange(256) for _ in range(3000)),
-    b'--b\r\nContent-Disposition: form-data; name="station_id"\r\n\r\n501\r\n--b--\r\n',
-], ids=['station-abc', 'duplicated', 'no-equals', 'random-bytes', 'multipart'])
+@pytest.mark.parametrize(
+    'body',
+    [
+        b'station_id=abc&password=s3cret&data=%28l.&checksum=x',
+        b'station_id=501&password=s3cret&data=%28l.&checksum=x&station_id=501',
+        b'station_id=501&password&data=%28l.&checksum=x',
+        bytes(random.Random(5).randrange(256) for _ in range(3000)),
+        b'--b\r\nContent-Disposition: form-data; name="station_id"\r\n\r\n501\r\n--b--\r\n',
+    ],
+    ids=['station-abc', 'duplicated', 'no-equals', 'random-bytes', 'multipart'],
+)
 def test_unparsable_bodies_answer_400(ep, body):
     assert ep.post(body) == '400'
-    assert not ep.data_dir.joinpath(spool.INCOMING).exists()
+    assert not ep.data_dir.joinpath(datadir.INCOMING).exists()
 
 
 def test_a_body_over_the_limit_answers_400_unread(endpoint):
@@ -286,21 +316,29 @@ def test_a_body_over_the_limit_answers_400_unread(endpoint):
     class Untouchable:
         def read(self, *args):
             raise AssertionError('the body was read')
+
     environ = {'REQUEST_METHOD': 'POST', 'CONTENT_LENGTH': '2001', 'wsgi.input': Untouchable()}
     replies = []
-    body = wsgi_app.application(environ, lambda status, headers: replies.append((status, headers)),
-                                configfile=ep.configfile)
+    body = wsgi_app.application(
+        environ, lambda status, headers: replies.append((status, headers)), configfile=ep.configfile
+    )
     assert b''.join(body) == b'400' and replies[0][0] == '200 OK'
-    assert ep.upload(small) == '100'                    # a body within the limit passes
+    assert ep.upload(small) == '100'  # a body within the limit passes
 
 
 def test_a_body_shorter_than_its_length_answers_400(ep):
-    response = ep.app.post('/', b'station_id=501', headers={'Content-Length': '100'},
-                           content_type='application/x-www-form-urlencoded', expect_errors=True)
+    response = ep.app.post(
+        '/',
+        b'station_id=501',
+        headers={'Content-Length': '100'},
+        content_type='application/x-www-form-urlencoded',
+        expect_errors=True,
+    )
     assert response.body == b'400'
 
 
 # -- 206, 203, 201: station, password, checksum, in that order -----------------------
+
 
 def test_an_unknown_station_answers_206(ep):
     assert ep.upload(batch(), station=999) == '206'
@@ -321,26 +359,10 @@ def test_checks_run_in_the_protocols_order(ep):
     assert ep.upload(hostile, password='x', checksum='0') == '203'
     assert ep.upload(hostile, checksum='0') == '201'
     assert ep.upload(hostile) == '208'
-    assert ep.files(spool.INCOMING) == []
+    assert ep.files(datadir.INCOMING) == []
 
 
 # -- 208: unpickling -------------------------------------------------------------------
-
-class _Run:
-    def __init__(self, func, *args):
-        self.func, self.args = func, args
-
-    def __reduce__(self):
-        return self.func, self.args
-
-
-def hostile_pickles(marker):
-    yield 'os.system-protocol-0-by-hand', f"cos\nsystem\n(S'touch {marker}'\ntR.".encode()
-    for protocol in range(pickle.HIGHEST_PROTOCOL + 1):
-        for name, payload in [('os.system', _Run(os.system, f'touch {marker}')),
-                              ('eval', _Run(eval, f'open({str(marker)!r}, "w")')),
-                              ('subprocess', _Run(subprocess.Popen, ['touch', str(marker)]))]:
-            yield f'{name}-protocol-{protocol}', pickle.dumps([payload], protocol=protocol)
 
 
 def testhostile_pickles_answer_208_and_nothing_runs(ep, tmp_path):
@@ -348,7 +370,7 @@ def testhostile_pickles_answer_208_and_nothing_runs(ep, tmp_path):
     for name, data in hostile_pickles(marker):
         assert ep.upload(data) == '208', name
     assert not marker.exists()
-    assert ep.files(spool.INCOMING) == [] and ep.files(spool.SUSPICIOUS) == []
+    assert ep.files(datadir.INCOMING) == [] and ep.files(datadir.SUSPICIOUS) == []
 
 
 def test_a_refused_global_is_not_even_imported(ep):
@@ -357,31 +379,29 @@ def test_a_refused_global_is_not_even_imported(ep):
     assert 'imaplib' not in sys.modules
 
 
-@pytest.mark.parametrize('data', [b'not a pickle', b'', pickle.dumps({'a': 1}), pickle.dumps('x'),
-                                  pickle.dumps(None), py2pickle.dumps(batch())[:-1]],
-                         ids=['garbage', 'empty', 'dict', 'str', 'none', 'truncated'])
+@pytest.mark.parametrize(
+    'data',
+    [
+        b'not a pickle',
+        b'',
+        pickle.dumps({'a': 1}),
+        pickle.dumps('x'),
+        pickle.dumps(None),
+        py2pickle.dumps(batch())[:-1],
+    ],
+    ids=['garbage', 'empty', 'dict', 'str', 'none', 'truncated'],
+)
 def test_anything_but_a_pickled_list_answers_208(ep, data):
     assert ep.upload(data) == '208'
-    assert ep.files(spool.INCOMING) == [] and ep.files(spool.SUSPICIOUS) == []
-
-
-def shared_reference_bomb(levels=60, width=10):
-    item = []
-    for _ in range(levels):
-        item = [item] * width                           # 10**60 lists if walked
-    return pickle.dumps(item, protocol=2)
-
-
-def deeply_nested(depth=200_000):
-    return b'\x80\x02' + b']' * depth + b'a' * (depth - 1) + b'.'
+    assert ep.files(datadir.INCOMING) == [] and ep.files(datadir.SUSPICIOUS) == []
 
 
 def test_ashared_reference_bomb_is_answered_within_a_second(ep):
     body = upload_body(501, PASSWORD, shared_reference_bomb())
     started = time.monotonic()
-    assert ep.post(body) == '100'                       # held for review, not walked
+    assert ep.post(body) == '100'  # held for review, not walked
     assert time.monotonic() - started < 1.0
-    assert ep.files(spool.INCOMING) == [] and len(ep.files(spool.SUSPICIOUS)) == 1
+    assert ep.files(datadir.INCOMING) == [] and len(ep.files(datadir.SUSPICIOUS)) == 1
     assert ep.upload(batch()) == '100'
 
 
@@ -391,31 +411,32 @@ def test_adeeply_nested_pickle_answers_208_within_a_second(ep):
     assert ep.post(body) == '208'
     assert time.monotonic() - started < 1.0
     assert 'RecursionError' in ep.log()
-    assert ep.files(spool.SUSPICIOUS) == [] and ep.files(spool.TMP) == []
+    assert ep.files(datadir.SUSPICIOUS) == [] and ep.files(datadir.TMP) == []
     assert ep.upload(batch()) == '100'
 
 
 # -- 404: storage unavailable --------------------------------------------------------
 
+
 def test_a_blocked_spool_folder_answers_404_then_recovers(ep):
     ep.data_dir.mkdir()
-    (ep.data_dir / spool.INCOMING).write_text('a file where the folder belongs')
+    (ep.data_dir / datadir.INCOMING).write_text('a file where the folder belongs')
     events = batch()
     assert ep.upload(events) == '404'
-    assert ep.files(spool.TMP) == []
+    assert ep.files(datadir.TMP) == []
     assert ' ERROR storage unavailable' in ep.log()
-    (ep.data_dir / spool.INCOMING).unlink()
-    assert ep.upload(events) == '100'                   # not mistaken for a resend
+    (ep.data_dir / datadir.INCOMING).unlink()
+    assert ep.upload(events) == '100'  # not mistaken for a resend
     assert ep.spooled()[0]['event_list'] == events
 
 
 def test_a_failed_upload_puts_nothing_in_incoming(ep):
     ep.data_dir.mkdir()
-    (ep.data_dir / spool.SUSPICIOUS).write_text('a file where the folder belongs')
+    (ep.data_dir / datadir.SUSPICIOUS).write_text('a file where the folder belongs')
     events = batch()
     events.append(factory.event('SIN', datetime.datetime(2019, 4, 7), random.Random(2)))
     assert ep.upload(events) == '404'
-    assert ep.files(spool.INCOMING) == [] and ep.files(spool.TMP) == []
+    assert ep.files(datadir.INCOMING) == [] and ep.files(datadir.TMP) == []
 
 
 def test_an_unusable_data_dir_answers_404(endpoint, tmp_path):
@@ -428,17 +449,17 @@ def test_an_unusable_data_dir_answers_404(endpoint, tmp_path):
 def test_a_full_disk_answers_404_and_leaves_no_file(ep, monkeypatch):
     def full(fd):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
     monkeypatch.setattr(os, 'fsync', full)
     assert ep.upload(batch()) == '404'
     monkeypatch.undo()
-    assert ep.files(spool.TMP) == [] and ep.files(spool.INCOMING) == []
+    assert ep.files(datadir.TMP) == [] and ep.files(datadir.INCOMING) == []
     assert 'No space left on device' in ep.log()
     assert ep.upload(batch()) == '100'
 
 
 def test_an_unusable_config_answers_404_and_says_why(tmp_path, caplog):
-    app = webtest.TestApp(functools.partial(wsgi_app.application,
-                                            configfile=str(tmp_path / 'missing.ini')))
+    app = webtest.TestApp(functools.partial(wsgi_app.application, configfile=str(tmp_path / 'missing.ini')))
     assert app.post('/', upload_body(501, PASSWORD, b'(l.')).body == b'404'
     assert 'missing.ini' in caplog.text
 
@@ -446,12 +467,14 @@ def test_an_unusable_config_answers_404_and_says_why(tmp_path, caplog):
 def test_an_unexpected_error_answers_a_code_not_500(ep, monkeypatch):
     def broken(*args):
         raise RuntimeError('a bug')
-    monkeypatch.setattr(screening, 'split', broken)
+
+    monkeypatch.setattr(events, 'split', broken)
     assert ep.upload(batch()) == '404'
     assert 'Traceback' in ep.log() and 'RuntimeError: a bug' in ep.log()
 
 
 # -- the station list ------------------------------------------------------------------
+
 
 def test_a_malformed_station_line_is_logged_and_skipped(endpoint):
     ep = endpoint(stations='501,Amsterdam,s3cret\n502;Utrecht;x\n503,Utrecht,y\n')
@@ -461,7 +484,7 @@ def test_a_malformed_station_line_is_logged_and_skipped(endpoint):
 
 
 def test_a_changed_station_list_is_read_again(ep, tmp_path):
-    wsgi_app.do_init(ep.configfile).stations.check_every = 0     # no waiting in this test
+    wsgi_app.do_init(ep.configfile).stations.check_every = 0  # no waiting in this test
     assert ep.upload(batch(), station=503, password='new') == '206'
     (tmp_path / 'station_list.csv').write_text('501,Amsterdam,s3cret\n503,Enschede,new\n')
     assert ep.upload(batch(), station=503, password='new') == '100'
@@ -480,6 +503,7 @@ def test_an_unreadable_station_list_answers_404_and_says_so(ep, tmp_path):
 
 # -- logging -------------------------------------------------------------------------------
 
+
 def test_one_info_line_per_upload_and_never_a_password(endpoint):
     ep = endpoint(stations='501,Amsterdam,Zq7-secret-Xv\n', loglevel='debug')
     assert ep.upload(batch(), password='Zq7-secret-Xv') == '100'
@@ -494,32 +518,39 @@ def test_one_info_line_per_upload_and_never_a_password(endpoint):
 
 def test_the_upload_path_imports_neither_pytables_nor_numpy(tmp_path, make_config):
     configfile = make_config()
-    script = f'''
+    script = f"""
 import functools, io, sys
-from datastore import py2pickle
-from uwsgi_server import upload_body
+from datastore import protocol, py2pickle
 from wsgi import wsgi_app
-body = upload_body(501, 's3cret', py2pickle.dumps([
+body = protocol.encode(501, 's3cret', py2pickle.dumps([
     {{'header': {{'eventtype_uploadcode': 'CIC', 'datetime': __import__('datetime').datetime(2024, 1, 1)}},
      'datalist': [{{'data_uploadcode': 'PH1', 'data': py2pickle.NumpyScalar(5)}}]}}]))
 environ = {{'CONTENT_LENGTH': str(len(body)), 'wsgi.input': io.BytesIO(body)}}
 reply = b''.join(wsgi_app.application(environ, lambda *a: None, configfile={configfile!r}))
 print(reply.decode(), 'tables' in sys.modules, 'numpy' in sys.modules)
-'''
-    out = subprocess.run([sys.executable, '-c', script], capture_output=True, text=True, check=True,
-                         cwd=pathlib.Path(__file__).parent, env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+"""
+    out = subprocess.run(
+        [sys.executable, '-c', script],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=pathlib.Path(__file__).parent,
+        env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)),
+    )
     assert out.stdout.split() == ['100', 'False', 'False']
 
 
 # -- the real captures -----------------------------------------------------------------
 
-@pytest.mark.parametrize('name', ['py2_s510_100events', 'py2event', 'py2_pysparc_config', 'py3event',
-                                  'suspicious_event'])
+
+@pytest.mark.parametrize(
+    'name', ['py2_s510_100events', 'py2event', 'py2_pysparc_config', 'py3event', 'suspicious_event']
+)
 def test_every_captured_upload_answers_100(endpoint, captures, name):
-    ep = endpoint(minimum_year=2017)                    # the captures are from February 2017
+    ep = endpoint(minimum_year=2017)  # the captures are from February 2017
     data = (captures / 'upload' / name).read_bytes()
     assert ep.upload(data) == '100'
-    (held,) = ep.spooled(spool.SUSPICIOUS) or [None]
+    (held,) = ep.spooled(datadir.SUSPICIOUS) or [None]
     stored = ep.spooled()
     if name == 'suspicious_event':
         assert stored == [] and held['event_list'] == safepickle.loads(data)

@@ -1,4 +1,5 @@
 """The form body: reading, splitting, percent-decoding and the two readings of ``data``."""
+
 import hashlib
 import io
 import pickle
@@ -22,8 +23,26 @@ def test_unquote_decodes_exactly_as_urllib():
         encoded = rng.choice([urllib.parse.quote_plus(raw), urllib.parse.quote(raw, safe='')])
         # splice in what sloppy clients send: raw bytes, lone '%', '+', '=', line breaks
         pieces = [encoded.encode()] + [
-            rng.choice([b'%', b'%4', b'%zz', b'%%41', b'+', b'=', b'=41', b'\r\n', b'=\n',
-                        b'%0A', b'%e9', b'\xe9', b' ', b'_']) for _ in range(rng.randrange(4))]
+            rng.choice(
+                [
+                    b'%',
+                    b'%4',
+                    b'%zz',
+                    b'%%41',
+                    b'+',
+                    b'=',
+                    b'=41',
+                    b'\r\n',
+                    b'=\n',
+                    b'%0A',
+                    b'%e9',
+                    b'\xe9',
+                    b' ',
+                    b'_',
+                ]
+            )
+            for _ in range(rng.randrange(4))
+        ]
         rng.shuffle(pieces)
         value = b''.join(pieces)
         assert form.unquote(value) == urllib.parse.unquote_to_bytes(value.replace(b'+', b' ')), value
@@ -32,13 +51,13 @@ def test_unquote_decodes_exactly_as_urllib():
 def test_unquote_round_trips_a_whole_pickle():
     data = pickle.dumps([{'x': bytes(range(256)) * 10, 'é': 'µ'}], protocol=5)
     assert form.unquote(urllib.parse.quote_plus(data).encode()) == data
-    assert form.unquote(urllib.parse.quote_plus(data.decode('latin1')).encode()) == \
-        data.decode('latin1').encode('utf-8')
+    assert form.unquote(urllib.parse.quote_plus(data.decode('latin1')).encode()) == data.decode(
+        'latin1'
+    ).encode('utf-8')
 
 
 def _environ(body, length=None):
-    return {'CONTENT_LENGTH': str(len(body)) if length is None else length,
-            'wsgi.input': io.BytesIO(body)}
+    return {'CONTENT_LENGTH': str(len(body)) if length is None else length, 'wsgi.input': io.BytesIO(body)}
 
 
 def test_read_body_reads_exactly_content_length():
@@ -67,7 +86,8 @@ def test_read_body_refuses_a_short_body():
 def test_read_body_that_fails_mid_way_is_a_form_error():
     class HungUp:
         def read(self, size):
-            raise OSError('error during read on wsgi.input')     # as uWSGI raises it
+            raise OSError('error during read on wsgi.input')  # as uWSGI raises it
+
     with pytest.raises(FormError, match='unreadable after 0 of 10 bytes'):
         form.read_body({'CONTENT_LENGTH': '10', 'wsgi.input': HungUp()}, limit=100)
 
@@ -76,22 +96,31 @@ def test_read_body_over_the_limit_is_not_read():
     class Untouchable:
         def read(self, *args):
             raise AssertionError('the body was read')
+
     with pytest.raises(FormError, match='over the limit'):
         form.read_body({'CONTENT_LENGTH': '101', 'wsgi.input': Untouchable()}, limit=100)
 
 
 def test_parse_returns_the_four_fields_decoded_and_ignores_others():
     body = b'station_id=501&password=p%26ss+word&data=%28lp0%0A.&checksum=abc&extra=1&'
-    assert form.parse(body) == {'station_id': b'501', 'password': b'p&ss word',
-                                'data': b'(lp0\n.', 'checksum': b'abc'}
+    assert form.parse(body) == {
+        'station_id': b'501',
+        'password': b'p&ss word',
+        'data': b'(lp0\n.',
+        'checksum': b'abc',
+    }
 
 
-@pytest.mark.parametrize('body', [
-    b'', b'station_id=501&password=x&data=y',                       # missing
-    b'station_id=501&password=x&data=y&checksum=z&data=y',          # twice
-    b'station_id=501&password=x&data=y&checksum',                   # no '='
-    b'--xyz\r\nContent-Disposition: form-data; name="station_id"\r\n\r\n501\r\n--xyz--\r\n',
-])
+@pytest.mark.parametrize(
+    'body',
+    [
+        b'',
+        b'station_id=501&password=x&data=y',  # missing
+        b'station_id=501&password=x&data=y&checksum=z&data=y',  # twice
+        b'station_id=501&password=x&data=y&checksum',  # no '='
+        b'--xyz\r\nContent-Disposition: form-data; name="station_id"\r\n\r\n501\r\n--xyz--\r\n',
+    ],
+)
 def test_parse_refuses_malformed_forms(body):
     with pytest.raises(FormError):
         form.parse(body)
@@ -108,17 +137,17 @@ def test_station_number_refuses_anything_but_decimal_digits(value):
         form.station_number(value)
 
 
-PICKLE = pickle.dumps(['caf\xe9', b'\x80\xff'], protocol=3)      # not ASCII
+PICKLE = pickle.dumps(['caf\xe9', b'\x80\xff'], protocol=3)  # not ASCII
 
 
 def test_the_protocols_reading_is_found_by_its_checksum():
-    decoded = PICKLE.decode('latin1').encode('utf-8')       # what percent-decoding gives
+    decoded = PICKLE.decode('latin1').encode('utf-8')  # what percent-decoding gives
     checksum = hashlib.md5(PICKLE).hexdigest().encode()
     assert form.pickle_bytes(decoded, checksum) == PICKLE
 
 
 def test_the_raw_bytes_reading_is_found_by_its_checksum():
-    checksum = hashlib.md5(PICKLE).hexdigest().upper().encode()     # case does not matter
+    checksum = hashlib.md5(PICKLE).hexdigest().upper().encode()  # case does not matter
     assert form.pickle_bytes(PICKLE, checksum) == PICKLE
 
 

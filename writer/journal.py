@@ -13,45 +13,46 @@ removed) and the spool files are stored again. A committed journal means the
 rows are in: the spool files it names are removed. Either way each event ends
 up in its day file once.
 """
+
+from __future__ import annotations
+
 import json
 import os
+from typing import Any, Optional
 
 import tables
 
-from datastore import spool
-from .datafile import DayFile, Unavailable
+from datastore import durable
+from datastore.datadir import WRITER_JOURNAL, DataDir
 
-NAME = 'writer.journal'
+from .dayfile import DayFileUnavailable
+
+# day file path -> {node path: length before the pass}, or None for a file the pass created
+Lengths = dict[str, Optional[dict[str, int]]]
 
 
-def _path(data_dir):
-    return os.path.join(data_dir, NAME)
-
-
-def write(data_dir, spool_names, files, committed=False):
+def write(data_dir: DataDir, spool_names: list[str], files: Lengths, committed: bool = False) -> None:
     """Write the journal durably (tmp, fsync, rename, fsync folder)."""
     entry = json.dumps({'committed': committed, 'spool': spool_names, 'files': files})
-    path = _path(data_dir)
-    spool.write_durably(path + '.tmp', path, entry.encode('utf-8'))
+    durable.replace(data_dir.path(WRITER_JOURNAL), entry.encode('utf-8'))
 
 
-def read(data_dir):
+def read(data_dir: DataDir) -> dict[str, Any] | None:
     try:
-        with open(_path(data_dir), encoding='utf-8') as f:
+        with open(data_dir.path(WRITER_JOURNAL), encoding='utf-8') as f:
             return json.load(f)
     except FileNotFoundError:
         return None
 
 
-def remove(data_dir):
-    os.unlink(_path(data_dir))
-    spool.fsync_dir(data_dir)
+def remove(data_dir: DataDir) -> None:
+    durable.remove_all([data_dir.path(WRITER_JOURNAL)])
 
 
-def rollback(files):
+def rollback(files: Lengths) -> None:
     """Cut every recorded node back to its length; remove what was new.
 
-    Raises ``datafile.Unavailable`` when a day file is locked: the caller
+    Raises ``DayFileUnavailable`` when a day file is locked: the caller
     retries later, the journal stays until the rollback completes.
     """
     for path, nodes in files.items():
@@ -62,7 +63,7 @@ def rollback(files):
             rewrite(path, nodes)
 
 
-def rewrite(path, lengths):
+def rewrite(path: str, lengths: dict[str, int]) -> None:
     """Replace the day file by a copy with each node cut to its ``lengths`` entry.
 
     Cutting in place is not safe after a kill: a pass may have left rows past
@@ -77,46 +78,34 @@ def rewrite(path, lengths):
     try:
         source = tables.open_file(path, 'r')
     except (OSError, tables.HDF5ExtError) as exc:
-        raise Unavailable(f'{path}: {exc}') from None
+        raise DayFileUnavailable(f'{path}: {exc}') from None
     with source, tables.open_file(new, 'w', title=source.title) as copy:
         source.root._v_attrs._f_copy(copy.root)
         for node in source.walk_nodes('/'):
             path_of = node._v_pathname
-            if node is source.root or any(
-                    lengths.get(p, 0) < 0 for p in _self_and_parents(path_of)):
+            if node is source.root or any(lengths.get(p, 0) < 0 for p in _self_and_parents(path_of)):
                 continue
             parent = copy.get_node(node._v_parent._v_pathname)
             if isinstance(node, tables.Group):
                 node._f_copy(parent, recursive=False)
             else:
                 node.copy(parent, stop=lengths.get(path_of))
-    DayFile.fsync(new)
-    os.replace(new, path)
-    spool.fsync_dir(os.path.dirname(path))
+    durable.fsync_file(new)
+    durable.move(new, path)
 
 
-def _self_and_parents(node_path):
+def _self_and_parents(node_path: str) -> list[str]:
     parts = node_path.split('/')
     return ['/'.join(parts[:n]) for n in range(2, len(parts) + 1)]
 
 
-def remove_spool_files(data_dir, names):
-    partial = spool.folder(data_dir, spool.PARTIAL)
-    for name in names:
-        try:
-            os.unlink(os.path.join(partial, name))
-        except FileNotFoundError:
-            pass
-    spool.fsync_dir(partial)
-
-
-def recover(data_dir):
+def recover(data_dir: DataDir) -> bool:
     """Finish or undo the pass a crash interrupted; True when there was one."""
     entry = read(data_dir)
     if entry is None:
         return False
     if entry['committed']:
-        remove_spool_files(data_dir, entry['spool'])
+        data_dir.finish(entry['spool'])
     else:
         rollback(entry['files'])
     remove(data_dir)

@@ -4,11 +4,16 @@ This is the only place that maps the column type names of
 ``datastore.eventtypes`` to PyTables columns and numpy dtypes; storage code
 asks here and has no per-type branches.
 """
-import functools
 
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import numpy as np
 import tables
 
-from datastore.eventtypes import EVENT_TYPES, all_columns
+from datastore.eventtypes import EVENT_TYPES, Column, all_columns
 
 # column type name -> PyTables column class
 PYTABLES_COLUMNS = {
@@ -30,42 +35,39 @@ BLOBS = 'blobs'
 BLOBS_TITLE = 'HiSPARC binary data'
 
 
-def day_file(data_dir, year, month, day):
-    """``data_dir/{year}/{month}/{year}_{month}_{day}.h5``, no zero padding."""
-    return f'{data_dir}/{year}/{month}/{year}_{month}_{day}.h5'
-
-
-def cluster_group(cluster):
+def cluster_group(cluster: str) -> tuple[str, str]:
     return f'cluster_{cluster.lower()}', f'HiSPARC cluster {cluster} data'
 
 
-def station_group(station_id):
+def station_group(station_id: int) -> tuple[str, str]:
     return f'station_{station_id}', f'HiSPARC station {station_id} data'
 
 
-def station_path(cluster, station_id):
+def station_path(cluster: str, station_id: int) -> str:
     return f'{ROOT}/{cluster_group(cluster)[0]}/{station_group(station_id)[0]}'
 
 
-def _pytables_column(column, pos):
+def _pytables_column(column: Column, pos: int) -> tables.Col:
     shape = () if column.shape == 1 else (column.shape,)
     return PYTABLES_COLUMNS[column.type](dflt=column.default, shape=shape, pos=pos)
 
 
-@functools.lru_cache(maxsize=None)
-def description(code):
+@functools.cache
+def description(code: str) -> dict[str, Any]:
     """The PyTables description (dict of columns, ``pos`` = on-disk order)."""
-    return {column.name: _pytables_column(column, pos)
-            for pos, column in enumerate(all_columns(EVENT_TYPES[code]))}
+    return {
+        column.name: _pytables_column(column, pos)
+        for pos, column in enumerate(all_columns(EVENT_TYPES[code]))
+    }
 
 
-@functools.lru_cache(maxsize=None)
-def dtype(code):
+@functools.cache
+def dtype(code: str) -> np.dtype:
     """The numpy record dtype of the table's rows, in on-disk order."""
     return tables.Description(description(code))._v_dtype
 
 
-@functools.lru_cache(maxsize=None)
-def numpy_dtype(type_name):
+@functools.cache
+def numpy_dtype(type_name: str) -> np.dtype:
     """The numpy dtype that stores a column type (``time32`` -> int32)."""
     return PYTABLES_COLUMNS[type_name]().dtype

@@ -16,29 +16,38 @@ wrapped. The rules, by numpy dtype kind:
 - bool: ``bool`` or ``int`` (non-zero is True);
 - strings, bytes and anything else never go into a numeric column.
 """
+
+from __future__ import annotations
+
 import base64
 import binascii
 import datetime
 import functools
 import math
 import sys
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from datastore.eventtypes import EVENT_TYPES, upload_codes
+
 from . import layout
 
 NS_PER_S = 1_000_000_000
+
+
+Fit = Callable[[Any], Any]  # checks a value for a column type and converts it
 
 
 class Unfit(ValueError):
     """An event that cannot be stored as a row; the message says why."""
 
 
-def _int_fitter(info):
+def _int_fitter(info: np.iinfo) -> Fit:
     low, high = int(info.min), int(info.max)
 
-    def fit(value):
+    def fit(value: Any) -> int:
         if type(value) is float:
             if not math.isfinite(value):
                 raise Unfit(f'{value!r} is not a finite number')
@@ -48,13 +57,14 @@ def _int_fitter(info):
         if low <= value <= high:
             return value
         raise Unfit(f'{value!r} is out of range {low}..{high}')
+
     return fit
 
 
-def _float_fitter(info):
+def _float_fitter(info: np.finfo) -> Fit:
     largest = float(info.max)
 
-    def fit(value):
+    def fit(value: Any) -> float:
         if not isinstance(value, (int, float)):
             raise Unfit(f'{value!r} is not a number')
         try:
@@ -64,10 +74,11 @@ def _float_fitter(info):
         if math.isfinite(value) and abs(value) > largest:
             raise Unfit(f'{value!r} is out of range')
         return value
+
     return fit
 
 
-def _fit_bool(value):
+def _fit_bool(value: Any) -> bool:
     if isinstance(value, int):
         return bool(value)
     raise Unfit(f'{value!r} is not a boolean')
@@ -78,31 +89,31 @@ _FITTERS = {
     'i': lambda dt: _int_fitter(np.iinfo(dt)),
     'u': lambda dt: _int_fitter(np.iinfo(dt)),
     'f': lambda dt: _float_fitter(np.finfo(dt)),
-    'b': lambda dt: _fit_bool,
+    'b': lambda _dt: _fit_bool,
 }
 
 
-@functools.lru_cache(maxsize=None)
-def fitter(type_name):
+@functools.cache
+def fitter(type_name: str) -> Fit:
     """The function that checks and converts a value for a column type."""
     dt = layout.numpy_dtype(type_name)
     return _FITTERS[dt.kind](dt)
 
 
-if sys.version_info >= (3, 11):     # the C check b64decode(validate=True) wraps
+if sys.version_info >= (3, 11):  # the C check b64decode(validate=True) wraps
     _strict_b64decode = functools.partial(binascii.a2b_base64, strict_mode=True)
 else:
     _strict_b64decode = functools.partial(base64.b64decode, validate=True)
 
 
-def _trace_blob(value):
+def _trace_blob(value: Any) -> bytes:
     try:
         return _strict_b64decode(value)
     except (binascii.Error, TypeError, ValueError):
         raise Unfit('undecodable trace (not base64)') from None
 
 
-def _text_blob(value):
+def _text_blob(value: Any) -> bytes:
     if isinstance(value, bytes):
         return value
     try:
@@ -125,28 +136,30 @@ class Plan:
     (at most 32-bit integers, float32/64, bool) is exact in float64.
     """
 
-    def __init__(self, code):
+    def __init__(self, code: str) -> None:
         event_type = EVENT_TYPES[code]
         self.code = code
         self.table = event_type.table
         self.dtype = layout.dtype(code)
         self.extended_time = event_type.extended_time
-        self.template = []
-        self.slices = []            # (column name, first cell, last cell + 1, is array)
+        self.template: list[Any] = []
+        self.slices: list[tuple[str, int, int, bool]] = []  # (column, first cell, last + 1, is array)
         self.blob_columns = [c.name for c in event_type.columns if c.blob]
-        cell = {}
+        cell: dict[str, int] = {}
         for column in event_type.columns:
             cell[column.name] = len(self.template)
-            self.slices.append((column.name, len(self.template),
-                                len(self.template) + column.shape, column.shape > 1))
+            self.slices.append(
+                (column.name, len(self.template), len(self.template) + column.shape, column.shape > 1)
+            )
             self.template += [column.default] * column.shape
         # upload code -> (cell, fast type, low, high, convert, is blob): a value of the
         # fast type within low..high is stored as it is; any other goes through convert
-        self.setters = {}
+        self.setters: dict[str, tuple[int, Any, Any, Any, Fit, bool]] = {}
         for upload, (column, index) in upload_codes(event_type).items():
             position = cell[column.name] + (index or 0)
+            setter: tuple[int, Any, Any, Any, Fit, bool]
             if column.blob:
-                setter = (position, None, 0, 0, BLOB_CONVERTERS[column.blob], True)
+                setter = (position, None, 0, 0, BLOB_CONVERTERS[str(column.blob)], True)
             else:
                 setter = (position, *FAST_PATHS[column.type], fitter(column.type), False)
             self.setters[upload] = setter
@@ -154,7 +167,9 @@ class Plan:
         self.fit_nanoseconds = fitter('uint32')
         self.fit_ext_timestamp = fitter('uint64')
 
-    def array(self, times, rows, first_event_id, blob_bases):
+    def array(
+        self, times: list[tuple[int, ...]], rows: list[list[Any]], first_event_id: int, blob_bases: list[int]
+    ) -> np.ndarray:
         """Rows -> structured array with event ids; blob cells made absolute.
 
         A row's blob cells hold indexes into its own event's blobs; adding
@@ -165,7 +180,7 @@ class Plan:
         arr = np.empty(count, dtype=self.dtype)
         arr['event_id'] = np.arange(first_event_id, first_event_id + count)
         time_values = np.array(times, dtype=np.int64).reshape(count, -1)
-        for i, name in enumerate(TIME_NAMES[:time_values.shape[1]]):
+        for i, name in enumerate(TIME_NAMES[: time_values.shape[1]]):
             arr[name] = time_values[:, i]
         values = np.array(rows, dtype=np.float64).reshape(count, len(self.template))
         for name, first, last, is_array in self.slices:
@@ -179,7 +194,7 @@ class Plan:
         return arr
 
 
-def _fast_path(type_name):
+def _fast_path(type_name: str) -> tuple[type, Any, Any]:
     """(type, low, high) of the values a column takes without conversion."""
     dt = layout.numpy_dtype(type_name)
     if dt.kind in 'iu':
@@ -198,11 +213,23 @@ EPOCH = datetime.datetime(1970, 1, 1)
 SECOND = datetime.timedelta(seconds=1)
 
 
-def _times(plan, header):
+class Row(NamedTuple):
+    """One event as it is stored."""
+
+    code: str  # event type
+    day: tuple[int, int, int]  # (year, month, day) of its day file, UTC
+    times: tuple[int, ...]  # timestamp[, nanoseconds, ext_timestamp]
+    values: list[Any]  # the data columns, in on-disk order (Plan.template)
+    blobs: list[bytes]  # what its blob cells point at, in order
+
+    @property
+    def timestamp(self) -> int:
+        return self.times[0]
+
+
+def _times(plan: Plan, header: dict[str, Any]) -> tuple[datetime.datetime, tuple[int, ...]]:
     """(UTC datetime, time column values); a naive datetime is read as UTC."""
-    when = header.get('datetime')
-    if not isinstance(when, datetime.datetime):
-        raise Unfit(f'no datetime in header ({when!r})')
+    when = header['datetime']
     if when.tzinfo is not None:
         when = when.astimezone(datetime.timezone.utc).replace(tzinfo=None)
     # whole seconds since 1970, as calendar.timegm, by C-level datetime arithmetic
@@ -213,27 +240,21 @@ def _times(plan, header):
     return when, (timestamp, nanoseconds, plan.fit_ext_timestamp(timestamp * NS_PER_S + nanoseconds))
 
 
-def convert(event, minimum_year, unknown_codes):
-    """One event -> (code, (year, month, day), times, row, blobs); raise Unfit.
+def convert(event: dict[str, Any], unknown_codes: set[tuple[str, str]]) -> Row:
+    """One sound event (``datastore.events``) -> its Row; raise Unfit.
 
-    ``times`` holds the time column values (timestamp[, nanoseconds,
-    ext_timestamp]). A blob cell holds the index of the blob in the returned
-    list; the caller makes it absolute. Upload codes the layout does not
-    know are added to ``unknown_codes`` as (event type, code) and ignored.
+    A blob cell holds the index of the blob in the row's own list; the caller
+    makes it absolute. Upload codes the layout does not know are added to
+    ``unknown_codes`` as (event type, code) and ignored.
     """
-    try:
-        header, datalist = event['header'], event['datalist']
-        code = header['eventtype_uploadcode']
-    except (TypeError, KeyError):
-        raise Unfit('malformed event (no header, datalist or event type)') from None
+    header, datalist = event['header'], event['datalist']
+    code = header['eventtype_uploadcode']
     plan = PLANS.get(code)
     if plan is None:
         raise Unfit(f'unknown event type {code!r}')
     utc, times = _times(plan, header)
-    if utc.year < minimum_year:
-        raise Unfit(f'dated {utc.year}, before the minimum year {minimum_year}')
     row = plan.template[:]
-    blobs = []
+    blobs: list[bytes] = []
     setters = plan.setters
     upload = None
     try:
@@ -253,6 +274,4 @@ def convert(event, minimum_year, unknown_codes):
             row[position] = value
     except Unfit as exc:
         raise Unfit(f'{code} {upload}: {exc}') from None
-    except (TypeError, KeyError):
-        raise Unfit(f'{code}: malformed datalist item') from None
-    return code, (utc.year, utc.month, utc.day), times, row, blobs
+    return Row(code, (utc.year, utc.month, utc.day), times, row, blobs)

@@ -3,18 +3,25 @@
 Stations post ``application/x-www-form-urlencoded`` bodies of about 200 kB,
 nearly all of it the percent-encoded pickle, so decoding is the hot path.
 """
+
+from __future__ import annotations
+
 import binascii
+import contextlib
 import hashlib
 import urllib.parse
+from typing import Any
 
-FIELDS = ('station_id', 'password', 'data', 'checksum')
+from datastore.protocol import FIELDS, INVALID_POST_DATA, Refused
 
 
-class FormError(ValueError):
+class FormError(Refused):
     """The body is not the form the protocol describes (reply 400)."""
 
+    code = INVALID_POST_DATA
 
-def read_body(environ, limit):
+
+def read_body(environ: dict[str, Any], limit: int) -> bytes:
     """Exactly CONTENT_LENGTH bytes of the request body; a body over ``limit`` is not read."""
     raw = environ.get('CONTENT_LENGTH') or '0'
     if not raw.isdigit():
@@ -26,9 +33,8 @@ def read_body(environ, limit):
     while left:
         try:
             chunk = stream.read(left)
-        except OSError as exc:          # uWSGI: the client hung up or went silent
-            raise FormError(f'body unreadable after {length - left} of {length} bytes: '
-                            f'{exc}') from None
+        except OSError as exc:  # uWSGI: the client hung up or went silent
+            raise FormError(f'body unreadable after {length - left} of {length} bytes: {exc}') from None
         if not chunk:
             raise FormError(f'body ended {left} bytes before its Content-Length')
         chunks.append(chunk)
@@ -43,10 +49,10 @@ def read_body(environ, limit):
 # breaks and a final '%' (quoted-printable soft line breaks) are ruled out,
 # so the length tells whether the fast result is the exact one.
 _AS_QP = bytes.maketrans(b'%+', b'= ')
-_QP_SPECIAL = (b'=', b'\n', b'\r')        # single bytes: found at memchr speed
+_QP_SPECIAL = (b'=', b'\n', b'\r')  # single bytes: found at memchr speed
 
 
-def unquote(value):
+def unquote(value: bytes) -> bytes:
     """Percent-decode one form value (``+`` is a space) to bytes."""
     if not value.endswith(b'%') and not any(special in value for special in _QP_SPECIAL):
         decoded = binascii.a2b_qp(value.translate(_AS_QP))
@@ -55,7 +61,7 @@ def unquote(value):
     return urllib.parse.unquote_to_bytes(value.replace(b'+', b' '))
 
 
-def parse(body):
+def parse(body: bytes) -> dict[str, bytes]:
     """The four fields of the upload, percent-decoded, as {name: bytes}.
 
     Other fields are ignored; a field given twice, a pair without ``=``, or a
@@ -63,14 +69,14 @@ def parse(body):
     """
     if not body:
         raise FormError('empty body (a bare GET?)')
-    fields = {}
+    fields: dict[str, bytes] = {}
     for pair in body.split(b'&'):
         if not pair:
             continue
-        name, equals, value = pair.partition(b'=')
+        raw_name, equals, value = pair.partition(b'=')
         if not equals:
             raise FormError('a form field without "="')
-        name = unquote(name).decode('latin1')
+        name = unquote(raw_name).decode('latin1')
         if name in fields:
             raise FormError(f'field {name[:40]!r} given twice')
         fields[name] = value
@@ -80,17 +86,17 @@ def parse(body):
     return {name: unquote(fields[name]) for name in FIELDS}
 
 
-def station_number(value):
+def station_number(value: bytes) -> int:
     """The ``station_id`` field: decimal digits only."""
     if not value.isdigit():
         raise FormError('station_id is not a decimal number')
     try:
         return int(value)
-    except ValueError:                  # more digits than int() accepts
+    except ValueError:  # more digits than int() accepts
         raise FormError('station_id is too long') from None
 
 
-def pickle_bytes(data, checksum):
+def pickle_bytes(data: bytes, checksum: bytes) -> bytes | None:
     """The pickle whose MD5 is ``checksum``, or None.
 
     The protocol's reading: the decoded ``data`` is UTF-8 text whose
@@ -104,10 +110,8 @@ def pickle_bytes(data, checksum):
         return None
     readings = [data]
     if not data.isascii():
-        try:
+        with contextlib.suppress(UnicodeDecodeError, UnicodeEncodeError):
             readings.insert(0, data.decode('utf-8').encode('latin1'))
-        except (UnicodeDecodeError, UnicodeEncodeError):
-            pass
     for reading in readings:
         if hashlib.md5(reading).hexdigest() == expected:
             return reading

@@ -4,39 +4,45 @@ The public database regenerates the list whenever a station is added or
 changed; the running endpoint follows it within ``check_every`` seconds,
 without a restart. A change is a new (mtime, size, inode) of the file.
 """
+
+from __future__ import annotations
+
 import logging
 import os
 import threading
 import time
 
 from datastore import stations
+from datastore.protocol import Refused
 
 log = logging.getLogger(__name__)
 
 
-class Unavailable(Exception):
-    """The station list cannot be read (reply 404)."""
+class StationListUnreadable(Refused):
+    """The station list cannot be read (reply 404: the server's own storage)."""
 
 
 class StationList:
-    def __init__(self, path, check_every=1.0):
+    def __init__(self, path: str, check_every: float = 1.0) -> None:
         self.path, self.check_every = path, check_every
-        self._stations, self._signature, self._error = {}, None, None
+        self._stations: dict[int, stations.Station] = {}
+        self._signature: tuple[int, int, int] | None = None
+        self._error: str | None = None
         self._next_check = 0.0
-        self._lock = threading.Lock()       # uWSGI may run threads
+        self._lock = threading.Lock()  # uWSGI may run threads
 
-    def current(self):
-        """{number: Station}, re-read first if the file changed; Unavailable if unreadable."""
+    def current(self) -> dict[int, stations.Station]:
+        """{number: Station}, re-read first if the file changed; StationListUnreadable if unreadable."""
         with self._lock:
             now = time.monotonic()
             if now >= self._next_check:
                 self._refresh()
                 self._next_check = now + self.check_every
         if self._error:
-            raise Unavailable(self._error)
+            raise StationListUnreadable(self._error)
         return self._stations
 
-    def _refresh(self):
+    def _refresh(self) -> None:
         try:
             st = os.stat(self.path)
             signature = (st.st_mtime_ns, st.st_size, st.st_ino)

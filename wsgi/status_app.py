@@ -7,9 +7,14 @@ asking for ``text/plain`` / OpenMetrics. Deployments run it under uWSGI as
 configuration on every request (it is small and the endpoint is polled
 rarely), so it never serves figures of a stale config. No PyTables here.
 """
+
+from __future__ import annotations
+
 import json
 import logging
 import urllib.parse
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from datastore import config as config_mod
 from datastore import status
@@ -20,7 +25,7 @@ JSON = 'application/json'
 PROMETHEUS = 'text/plain; version=0.0.4; charset=utf-8'
 
 
-def wants_prometheus(environ):
+def wants_prometheus(environ: dict[str, Any]) -> bool:
     query = urllib.parse.parse_qs(environ.get('QUERY_STRING', ''))
     if 'format' in query:
         return query['format'][-1] == 'prometheus'
@@ -28,19 +33,24 @@ def wants_prometheus(environ):
     return 'openmetrics' in accept or accept.startswith('text/plain')
 
 
-def application(environ, start_response, configfile):
+def application(
+    environ: dict[str, Any], start_response: Callable[..., Any], configfile: str
+) -> Iterable[bytes]:
     try:
         figures = status.gather(config_mod.load(configfile))
     except config_mod.ConfigError as exc:
         log.error('status unavailable: %s', exc)
         body = json.dumps({'error': str(exc)}).encode()
-        start_response('503 Service Unavailable', [('Content-Type', JSON),
-                                                   ('Content-Length', str(len(body)))])
+        start_response(
+            '503 Service Unavailable', [('Content-Type', JSON), ('Content-Length', str(len(body)))]
+        )
         return [body]
     if wants_prometheus(environ):
         content_type, body = PROMETHEUS, status.prometheus(figures).encode()
     else:
         content_type, body = JSON, json.dumps(figures, indent=1).encode()
-    start_response('200 OK', [('Content-Type', content_type), ('Content-Length', str(len(body))),
-                              ('Cache-Control', 'no-store')])
+    start_response(
+        '200 OK',
+        [('Content-Type', content_type), ('Content-Length', str(len(body))), ('Cache-Control', 'no-store')],
+    )
     return [body]

@@ -10,182 +10,195 @@ Every request is answered HTTP 200, ``text/plain``, with exactly one return
 code (see rcodes.py), whatever its path and method. The uWSGI worker imports
 neither PyTables nor numpy.
 """
+
+from __future__ import annotations
+
 import contextlib
 import dataclasses
 import hmac
 import logging
 import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 from datastore import config as config_mod
-from datastore import safepickle, spool
-from . import form, memory, rcodes, screening
-from .received import Received
-from .stationlist import StationList, Unavailable
+from datastore import events, safepickle, spoolfile
+from datastore.datadir import INCOMING, SUSPICIOUS, DataDir, unique_name
+from datastore.protocol import Refused
+from datastore.received import Received
+from datastore.stations import Station
+
+from . import form, memory, rcodes
+from .stationlist import StationList
 
 log = logging.getLogger('wsgi.upload')
 
-MINIMUM_YEAR = next(default for _, key, _, default in config_mod.KEYS if key == 'minimum_year')
+MINIMUM_YEAR: int = config_mod.default('minimum_year')
 
 
-class Refused(Exception):
-    """The upload is answered ``code`` for the reason in the message."""
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """What became of one request: its return code, why, and what the log line says."""
 
-    def __init__(self, code, why):
-        super().__init__(why)
-        self.code = code
-
-
-# What each kind of failure answers: a station acts on the code.
-CODES = (
-    (Refused, None),                                    # carries its own code
-    (form.FormError, rcodes.INVALID_POST_DATA),
-    (Unavailable, rcodes.STORAGE_UNAVAILABLE),
-    (safepickle.PickleRefused, rcodes.UNPICKLING_ERROR),
-)
+    code: str
+    reason: str
+    station: int | None = None
+    events: int | None = None
 
 
 @dataclasses.dataclass
 class Endpoint:
     """What one worker process keeps between requests."""
+
     config: config_mod.Config
+    data_dir: DataDir
     stations: StationList
     received: Received
 
 
-_endpoints = {}
+_endpoints: dict[str, Endpoint] = {}
 
 
-def do_init(configfile):
+def do_init(configfile: str) -> Endpoint:
     """The endpoint for ``configfile``: loaded on first use in each process, then cached."""
     endpoint = _endpoints.get(configfile)
     if endpoint is None:
         config = config_mod.load(configfile)
         config_mod.setup_logging(config, '-wsgi')
         memory.keep_freed_memory()
-        endpoint = Endpoint(config, StationList(config.station_list),
-                            Received(config.data_dir, config.resend_window_seconds))
+        data_dir = DataDir(config.data_dir)
+        endpoint = Endpoint(
+            config,
+            data_dir,
+            StationList(config.station_list),
+            Received(data_dir, config.resend_window_seconds),
+        )
         _endpoints[configfile] = endpoint
         log.info('upload endpoint ready (config %s)', configfile)
     return endpoint
 
 
-def is_data_suspicious(event_list, minimum_year=MINIMUM_YEAR):
+def is_data_suspicious(event_list: list[Any], minimum_year: int = MINIMUM_YEAR) -> bool:
     """True if any event of the list would be held in suspicious/."""
-    return bool(screening.split(event_list, minimum_year)[1])
+    return bool(events.split(event_list, minimum_year)[1])
 
 
-@dataclasses.dataclass
-class Report:
-    """What the one log line of an upload says."""
-    station: object = '-'
-    events: object = '-'
-    outcome: str = ''
-
-
-def application(environ, start_response, configfile):
+def application(
+    environ: dict[str, Any], start_response: Callable[..., Any], configfile: str
+) -> Iterable[bytes]:
     started = time.perf_counter()
-    report = Report()
-    try:
-        endpoint = do_init(configfile)
-    except config_mod.ConfigError as exc:
-        log.error('%s', exc)
-        code, report.outcome = rcodes.STORAGE_UNAVAILABLE, 'no usable configuration'
-    except Exception:
-        log.exception('cannot set up the endpoint from %s', configfile)
-        code, report.outcome = rcodes.STORAGE_UNAVAILABLE, 'no usable configuration'
-    else:
-        code = answer(endpoint, environ, report)
-    log.info('upload station %s: %s events, code %s (%s), %.1f ms', report.station,
-             report.events, code, report.outcome, (time.perf_counter() - started) * 1000)
-    body = code.encode('ascii')
-    start_response('200 OK', [('Content-Type', 'text/plain'),
-                              ('Content-Length', str(len(body)))])
+    outcome = answer(environ, configfile)
+    log.info(
+        'upload station %s: %s events, code %s (%s), %.1f ms',
+        '-' if outcome.station is None else outcome.station,
+        '-' if outcome.events is None else outcome.events,
+        outcome.code,
+        outcome.reason,
+        (time.perf_counter() - started) * 1000,
+    )
+    body = outcome.code.encode('ascii')
+    start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', str(len(body)))])
     return [body]
 
 
-def answer(endpoint, environ, report):
-    """The return code for this request; nothing escapes."""
+def answer(environ: dict[str, Any], configfile: str) -> Outcome:
+    """The outcome of this request; nothing escapes."""
     try:
-        return upload(endpoint, environ, report)
-    except tuple(kind for kind, _ in CODES) as exc:
-        report.outcome = str(exc)
-        return next(code or exc.code for kind, code in CODES if isinstance(exc, kind))
+        return upload(do_init(configfile), environ)
+    except Refused as exc:  # before the station is known
+        return Outcome(exc.code, str(exc))
+    except config_mod.ConfigError as exc:
+        log.error('%s', exc)
+        return Outcome(rcodes.STORAGE_UNAVAILABLE, 'no usable configuration')
     except Exception:
         log.exception('unexpected error handling an upload')
-        report.outcome = 'unexpected error'
-        return rcodes.STORAGE_UNAVAILABLE
+        return Outcome(rcodes.STORAGE_UNAVAILABLE, 'unexpected error')
 
 
-def upload(endpoint, environ, report):
-    """Check the upload in the protocol's order, then store it; return 100."""
-    config = endpoint.config
-    fields = form.parse(form.read_body(environ, config.max_upload_bytes))
-    report.station = number = form.station_number(fields['station_id'])
+def upload(endpoint: Endpoint, environ: dict[str, Any]) -> Outcome:
+    """Check the upload in the protocol's order, then store it."""
+    fields = form.parse(form.read_body(environ, endpoint.config.max_upload_bytes))
+    number = form.station_number(fields['station_id'])
+    try:
+        return accept(endpoint, number, fields)
+    except Refused as exc:
+        return Outcome(exc.code, str(exc), station=number)
+
+
+def accept(endpoint: Endpoint, number: int, fields: dict[str, bytes]) -> Outcome:
+    """Station, password, checksum, resend, unpickling, then the spool: 100 or Refused."""
     station = endpoint.stations.current().get(number)
     if station is None:
-        raise Refused(rcodes.STATION_UNKNOWN, 'station not in the station list')
-    if not hmac.compare_digest(fields['password'],
-                               station.password.encode('utf-8', 'surrogateescape')):
-        raise Refused(rcodes.WRONG_PASSWORD, 'wrong password')
+        raise Refused('station not in the station list', rcodes.STATION_UNKNOWN)
+    if not hmac.compare_digest(fields['password'], station.password.encode('utf-8', 'surrogateescape')):
+        raise Refused('wrong password', rcodes.WRONG_PASSWORD)
     pickled = form.pickle_bytes(fields['data'], fields['checksum'])
     if pickled is None:
-        raise Refused(rcodes.INVALID_INPUT, 'checksum does not match the data')
+        raise Refused('checksum does not match the data', rcodes.INVALID_INPUT)
     checksum = fields['checksum'].decode('ascii').lower()
 
     received = endpoint.received
     with storage('locking the station'), received.station_lock(number):
         if _seen(received, number, checksum):
-            report.outcome = 'a resend of a batch already stored'
-            return rcodes.OK
-        event_list = safepickle.loads(pickled)
-        if type(event_list) is not list:
-            raise Refused(rcodes.UNPICKLING_ERROR,
-                          f'the pickle is a {type(event_list).__name__}, not a list')
-        report.events = len(event_list)
-        report.outcome = store(config, station, event_list, pickled)
+            return Outcome(rcodes.OK, 'a resend of a batch already stored', station=number)
+        event_list = unpickle(pickled)
+        where = store(endpoint, station, event_list, pickled)
         _record(received, number, checksum)
-    return rcodes.OK
+    return Outcome(rcodes.OK, where, station=number, events=len(event_list))
 
 
-def store(config, station, event_list, pickled):
+def unpickle(pickled: bytes) -> list[Any]:
+    """The event list of an upload (safepickle.PickleRefused: 208)."""
+    event_list = safepickle.loads(pickled)
+    if type(event_list) is not list:
+        raise safepickle.PickleRefused(f'the pickle is a {type(event_list).__name__}, not a list')
+    return event_list
+
+
+def store(endpoint: Endpoint, station: Station, event_list: list[Any], pickled: bytes) -> str:
     """Spool the sound events in incoming/, the others in suspicious/; say where."""
-    good, suspicious = screening.split(event_list, config.minimum_year)
+    good, held = events.split(event_list, endpoint.config.minimum_year)
     # suspicious/ first: if incoming/ then fails, the resend duplicates only
     # events held for review, never rows in the datastore.
-    whole = pickled if not (good and suspicious) else None
+    whole = pickled if not (good and held) else None
     try:
-        files = [(folder, _spool_payload(station, events, whole), len(events))
-                 for folder, events in ((spool.SUSPICIOUS, suspicious), (spool.INCOMING, good))
-                 if events]
-    except Exception as exc:            # RecursionError for a deeply nested value
-        raise Refused(rcodes.UNPICKLING_ERROR,
-                      f'the events cannot be spooled: {type(exc).__name__}: {exc}') from None
+        files = [
+            (folder, _spool_payload(station, batch, whole), len(batch))
+            for folder, batch in ((SUSPICIOUS, [event for event, _ in held]), (INCOMING, good))
+            if batch
+        ]
+    except Exception as exc:  # RecursionError for a deeply nested value
+        raise safepickle.PickleRefused(f'the events cannot be spooled: {type(exc).__name__}: {exc}') from None
     with storage('spooling'):
         for folder, payload, _ in files:
-            spool.deliver(config.data_dir, folder, spool.unique_name(station.number), payload)
+            endpoint.data_dir.deliver(folder, unique_name(station.number), payload)
     return 'stored: ' + (', '.join(f'{n} in {folder}/' for folder, _, n in files) or 'nothing')
 
 
-def _spool_payload(station, events, pickled):
-    """A batch spooled whole (``pickled`` given) keeps the station's own
-    protocol-0 bytes; anything else is pickled anew."""
-    return ((pickled is not None and spool.splice(station.number, station.cluster, pickled))
-            or spool.dumps(station.number, station.cluster, events))
+def _spool_payload(station: Station, batch: list[Any], pickled: bytes | None) -> bytes:
+    """The spool file of ``batch``.
+
+    A batch spooled whole (``pickled`` given) keeps the station's own
+    protocol-0 bytes; anything else is pickled anew.
+    """
+    return (
+        pickled is not None and spoolfile.splice(station.number, station.cluster, pickled)
+    ) or spoolfile.dumps(station.number, station.cluster, batch)
 
 
 @contextlib.contextmanager
-def storage(what):
+def storage(what: str) -> Iterator[None]:
     """Turn an OSError into a 404, logged at ERROR with what failed."""
     try:
         yield
     except OSError as exc:
         log.error('storage unavailable: %s failed', what, exc_info=exc)
-        raise Refused(rcodes.STORAGE_UNAVAILABLE, f'{what} failed: {exc}') from None
+        raise Refused(f'{what} failed: {exc}', rcodes.STORAGE_UNAVAILABLE) from None
 
 
 # The resend record only saves work and duplicates: if it fails, the upload
 # is still checked and stored, and the failure is logged.
-def _seen(received, number, checksum):
+def _seen(received: Received, number: int, checksum: str) -> bool:
     try:
         return received.seen(number, checksum)
     except Exception:
@@ -193,7 +206,7 @@ def _seen(received, number, checksum):
         return False
 
 
-def _record(received, number, checksum):
+def _record(received: Received, number: int, checksum: str) -> None:
     try:
         received.record(number, checksum)
     except Exception:

@@ -1,4 +1,5 @@
 """Helpers for the writer tests: queue spool files, run the writer, read day files."""
+
 import base64
 import calendar
 import os
@@ -9,19 +10,19 @@ import zlib
 import numpy as np
 
 from datastore import config as config_mod
-from datastore import py2pickle, spool
-from datastore.eventtypes import EVENT_TYPES, upload_codes
+from datastore import datadir, py2pickle, spoolfile
+from tests.support import spec
 from writer import layout, writer_app
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def queue(data_dir, events, station_id=501, cluster='Amsterdam', py2=False, name=None):
     """Deliver one spool file to incoming/; return its name."""
     record = {'station_id': station_id, 'cluster': cluster, 'event_list': events}
-    payload = py2pickle.dumps(record) if py2 else spool.dumps(station_id, cluster, events)
-    name = name or spool.unique_name(station_id)
-    spool.deliver(data_dir, spool.INCOMING, name, payload)
+    payload = py2pickle.dumps(record) if py2 else spoolfile.dumps(station_id, cluster, events)
+    name = name or datadir.unique_name(station_id)
+    datadir.DataDir(str(data_dir)).deliver(datadir.INCOMING, name, payload)
     return name
 
 
@@ -38,12 +39,17 @@ def drain(config_path):
 
 def run_once(config_path, timeout=120):
     """Run ``python -m writer CONFIG --once`` in a subprocess."""
-    return subprocess.run([sys.executable, '-m', 'writer', config_path, '--once'],
-                          cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, '-m', 'writer', config_path, '--once'],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def day_path(data_dir, when):
-    return layout.day_file(data_dir, when.year, when.month, when.day)
+    return datadir.DataDir(str(data_dir)).day_file(when.year, when.month, when.day)
 
 
 def station_path(cluster='Amsterdam', station_id=501):
@@ -51,47 +57,51 @@ def station_path(cluster='Amsterdam', station_id=501):
 
 
 def folder_files(data_dir, name):
-    path = spool.folder(data_dir, name)
+    path = os.path.join(data_dir, name)
     return sorted(os.listdir(path)) if os.path.isdir(path) else []
 
 
 def expected_row(event):
-    """What the layout says an event's row holds: column -> value (blobs as bytes)."""
-    event_type = EVENT_TYPES[event['header']['eventtype_uploadcode']]
-    codes = upload_codes(event_type)
+    """What the spec says an event's row holds: column -> value (blobs as bytes).
+
+    The mapping of upload codes to columns is the spec's, not the writer's table.
+    """
+    code = event['header']['eventtype_uploadcode']
+    codes = spec.upload_codes(code)
     when = event['header']['datetime']
     values = {'timestamp': calendar.timegm(when.utctimetuple())}
-    if event_type.extended_time:
+    if spec.layout()[code].extended_time:
         values['nanoseconds'] = event['header']['nanoseconds']
         values['ext_timestamp'] = values['timestamp'] * 1_000_000_000 + values['nanoseconds']
     for item in event['datalist']:
-        column, index = codes[item['data_uploadcode']]
+        column, index, blob = codes[item['data_uploadcode']]
         value = item['data']
-        if column.blob == 'base64':
+        if blob == 'base64':
             value = base64.b64decode(value)
-        elif column.blob:
+        elif blob:
             value = value if isinstance(value, bytes) else str(value).encode('latin-1')
         if index is None:
-            values[column.name] = value
+            values[column.name] = (blob, value)
         else:
-            values.setdefault(column.name, {})[index] = value
+            values.setdefault(column.name, {})[index] = (blob, value)
     return values
 
 
 def check_row(table, blobs, row, expected):
     """Assert a stored row holds ``expected`` (as built by expected_row)."""
-    columns = {c.name: c for c in EVENT_TYPES_BY_TABLE[table.name].columns}
+    columns = {c.name: c for c in spec.by_table()[table.name].columns}
     for name, value in expected.items():
         column = columns.get(name)
         if isinstance(value, dict):
             for index, element in value.items():
                 check_cell(column, row[name][index], element, blobs)
         else:
-            check_cell(column, row[name], value, blobs)
+            check_cell(column, row[name], value if isinstance(value, tuple) else (None, value), blobs)
 
 
 def check_cell(column, cell, value, blobs):
-    if column is not None and column.blob:
+    blob, value = value
+    if blob:
         assert blobs[int(cell)] == value
     elif column is not None and column.type == 'float32':
         assert cell == np.float32(value)
@@ -101,7 +111,18 @@ def check_cell(column, cell, value, blobs):
         assert cell == value
 
 
-EVENT_TYPES_BY_TABLE = {et.table: et for et in EVENT_TYPES.values()}
+def plain(expected):
+    """expected_row's values without the blob markers: column -> value or {index: value}."""
+    return {
+        name: (
+            {i: v for i, (_, v) in value.items()}
+            if isinstance(value, dict)
+            else value[1]
+            if isinstance(value, tuple)
+            else value
+        )
+        for name, value in expected.items()
+    }
 
 
 def trace_samples(blob):

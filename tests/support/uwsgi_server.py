@@ -1,12 +1,14 @@
-"""Run the datastore's upload endpoint under a real uWSGI, and post to it as a station does.
+"""Run an app under a real uWSGI with the production options, and post to it as a station does.
 
     with uwsgi_server.running(config_path) as server:
         assert server.post(uwsgi_server.upload_body(501, 's3cret', pickled)) == '100'
 
-The server listens on a free 127.0.0.1 port, is started with the deployed
-options (``--http-socket``, master + worker processes, the example
-application.wsgi) and is always killed, with its workers, on leaving.
+The server runs ``datastore.uwsgi_ini`` (what ``examples/uwsgi.ini`` is) on a
+free 127.0.0.1 port, with the example application.wsgi (or another app) as
+the upload app, without the attached writer, and is always killed, with its
+workers, on leaving.
 """
+
 import contextlib
 import http.client
 import os
@@ -15,17 +17,18 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 from datastore import config as config_mod
-from datastore import uploadform
+from datastore import protocol, uwsgi_ini
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-APPLICATION = ROOT / 'examples' / 'application.wsgi'
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / 'examples'
+APPLICATION = EXAMPLES / 'application.wsgi'
 UWSGI = pathlib.Path(sys.executable).with_name('uwsgi')
 
-
-upload_body = uploadform.encode      # the one encoder, shared with the simulator
+upload_body = protocol.encode  # the one encoder, shared with the simulator
 
 
 def free_port():
@@ -61,26 +64,54 @@ class Server:
         return pathlib.Path(self.log_path).read_text(errors='replace')
 
 
+def ini(configfile, port, run_dir, processes=2, application=APPLICATION, attach_writer=False):
+    """The production ini for ``configfile`` on loopback ``port``."""
+    config = config_mod.load(configfile)
+    return uwsgi_ini.render(
+        {
+            'home_dir': str(ROOT),
+            'venv': sys.prefix,
+            'config_file': str(configfile),
+            'run_dir': str(run_dir),
+            'http_socket': f'127.0.0.1:{port}',
+            'processes': str(processes),
+            'limit_post': str(config.max_upload_bytes),
+            'upload_app': str(application),
+            'writer': f'{sys.executable} -m writer',
+        },
+        attach_writer=attach_writer,
+    )
+
+
 @contextlib.contextmanager
-def running(configfile, *options, processes=2, application=APPLICATION, log_path=None,
-            startup_timeout=30.0):
-    """A uWSGI serving ``application`` with ``configfile``, on a free loopback port."""
+def running(configfile, *options, processes=2, application=APPLICATION, log_path=None, startup_timeout=30.0):
+    """A uWSGI serving ``application`` with ``configfile``, on a free loopback port.
+
+    ``options`` are added to uWSGI's command line, after the ini.
+    """
     port = free_port()
     log_path = log_path or f'{configfile}.uwsgi.log'
-    command = [str(UWSGI), '--http-socket', f'127.0.0.1:{port}', '--master',
-               '--processes', str(processes), '--die-on-term', '--need-app',
-               '--home', sys.prefix, '--pythonpath', str(ROOT),
-               '--wsgi-file', str(application), *options]
-    environment = {**os.environ, config_mod.ENVIRONMENT: str(configfile)}
-    with open(log_path, 'ab') as log:
-        process = subprocess.Popen(command, cwd=ROOT, env=environment, stdin=subprocess.DEVNULL,
-                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    server = Server(port, process, log_path)
-    try:
-        _wait_until_answering(server, startup_timeout)
-        yield server
-    finally:
-        _stop(process)
+    with tempfile.TemporaryDirectory(prefix='uwsgi-') as run_dir:
+        ini_path = pathlib.Path(run_dir, 'uwsgi.ini')
+        ini_path.write_text(ini(configfile, port, run_dir, processes, application))
+        command = [str(UWSGI), '--ini', str(ini_path), *options]
+        environment = {**os.environ, config_mod.ENVIRONMENT: str(configfile)}
+        with open(log_path, 'ab') as log:
+            process = subprocess.Popen(
+                command,
+                cwd=ROOT,
+                env=environment,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        server = Server(port, process, log_path)
+        try:
+            _wait_until_answering(server, startup_timeout)
+            yield server
+        finally:
+            stop(process)
 
 
 def _wait_until_answering(server, timeout):
@@ -90,14 +121,17 @@ def _wait_until_answering(server, timeout):
             raise RuntimeError(f'uWSGI exited with {server.process.returncode}:\n{server.log()[-3000:]}')
         try:
             server.request('GET', timeout=2)
-            return
         except OSError:
             if time.monotonic() > deadline:
-                raise RuntimeError(f'uWSGI did not answer within {timeout} s:\n{server.log()[-3000:]}')
+                raise RuntimeError(
+                    f'uWSGI did not answer within {timeout} s:\n{server.log()[-3000:]}'
+                ) from None
             time.sleep(0.05)
+        else:
+            return
 
 
-def _stop(process):
+def stop(process):
     """SIGTERM the master's process group, then SIGKILL what is left."""
     for sig, grace in ((signal.SIGTERM, 10), (signal.SIGKILL, 10)):
         try:

@@ -1,14 +1,20 @@
-"""Screening: which events go to incoming/ and which are held in suspicious/."""
+"""The sound-event rule: which events go to incoming/ and which are held in suspicious/."""
+
 import datetime
 import random
 
 import pytest
 
-from datastore import factory
-from wsgi import screening
+from datastore import events, factory
 from wsgi.wsgi_app import is_data_suspicious
 
 WHEN = datetime.datetime(2024, 5, 1, 12, 0, 0)
+
+
+def split(event_list, minimum_year):
+    """(sound, held) events, without the reasons."""
+    good, held = events.split(event_list, minimum_year)
+    return good, [event for event, _ in held]
 
 
 def _event(**header):
@@ -19,20 +25,20 @@ def _event(**header):
 
 def test_a_real_batch_is_sound():
     events = factory.batch(WHEN, random.Random(2))
-    assert screening.split(events, 2020) == (events, [])
+    assert split(events, 2020) == (events, [])
     assert not is_data_suspicious(events)
 
 
 def test_every_event_type_is_sound():
     events = factory.every_type(WHEN, random.Random(3))
-    assert screening.split(events, 2020) == (events, [])
+    assert split(events, 2020) == (events, [])
 
 
 def test_events_before_the_minimum_year_are_suspicious_the_rest_not():
     old = _event(datetime=datetime.datetime(2019, 4, 7, 0, 0, 1))
     new, newer = _event(), _event()
-    assert screening.split([new, old, newer], 2020) == ([new, newer], [old])
-    assert screening.split([old], 2019) == ([old], [])
+    assert split([new, old, newer], 2020) == ([new, newer], [old])
+    assert split([old], 2019) == ([old], [])
     assert is_data_suspicious([new, old])
 
 
@@ -55,7 +61,7 @@ def _malformed():
         'datetime is a date': {'header': header | {'datetime': WHEN.date()}, 'datalist': datalist},
         'no event type': {'header': _without(header, 'eventtype_uploadcode'), 'datalist': datalist},
         'nanoseconds a list': {'header': header | {'nanoseconds': [1]}, 'datalist': datalist},
-        'item not a dict': {'header': header, 'datalist': datalist + [('PH1', 5)]},
+        'item not a dict': {'header': header, 'datalist': [*datalist, ('PH1', 5)]},
         'item without data': {'header': header, 'datalist': [_without(item, 'data')]},
         'upload code not text': {'header': header, 'datalist': [item | {'data_uploadcode': 1}]},
         'data is None': {'header': header, 'datalist': [item | {'data': None}]},
@@ -71,29 +77,42 @@ def _malformed():
 def test_malformed_events_are_suspicious(why):
     bad = _malformed()[why]
     good = _event()
-    assert screening.split([good, bad], 2020) == ([good], [bad])
+    assert split([good, bad], 2020) == ([good], [bad])
 
 
 @pytest.mark.parametrize('value', [625, -1, 2.5, True, False, 'eJzT', b'\x80'])
 def test_scalars_are_int_float_bool_str_bytes(value):
     event = _event()
     event['datalist'].append({'data_uploadcode': 'PH1', 'data': value})
-    assert screening.split([event], 2020) == ([event], [])
+    assert split([event], 2020) == ([event], [])
 
 
 def test_shared_objects_are_suspicious():
     first = _event()
     twice = [first, first]
-    assert screening.split(twice, 2020) == ([first], [first])
+    assert split(twice, 2020) == ([first], [first])
     second = {'header': dict(first['header']), 'datalist': first['datalist']}
-    assert screening.split([first, second], 2020) == ([first], [second])
+    assert split([first, second], 2020) == ([first], [second])
     third = {'header': dict(first['header']), 'datalist': [first['datalist'][0]]}
-    assert screening.split([first, third], 2020) == ([first], [third])
+    assert split([first, third], 2020) == ([first], [third])
+
+
+def test_held_events_come_with_their_reason():
+    old = _event(datetime=datetime.datetime(2019, 4, 7, 0, 0, 1))
+    undated = {'header': {'eventtype_uploadcode': 'CIC'}, 'datalist': []}
+    first = _event()
+    _, held = events.split([old, undated, first, first, 'x'], 2020)
+    assert [reason for _, reason in held] == [
+        'dated 2019, before the minimum year 2020',
+        'no datetime',
+        'shares an object with an earlier event (not a tree)',
+        'malformed event (not a dict of header and datalist)',
+    ]
 
 
 def test_a_shared_reference_bomb_is_not_walked():
     item = {'data_uploadcode': 'PH1', 'data': 1}
     datalist = [item] * 10**6
     events = [{'header': _event()['header'], 'datalist': datalist}] * 10**6
-    good, suspicious = screening.split(events, 2020)
+    good, suspicious = split(events, 2020)
     assert good == [] and len(suspicious) == 10**6

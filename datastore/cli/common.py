@@ -1,0 +1,102 @@
+"""What the commands share: their description, the config argument, how they fail, how they print times."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import urllib.parse
+from collections.abc import Callable
+
+from datastore import config as config_mod
+
+
+@dataclasses.dataclass(frozen=True)
+class Command:
+    """One ``hisparc-datastore`` command: its name, help, arguments and code."""
+
+    name: str
+    help: str
+    run: Callable[[argparse.Namespace], int]
+    arguments: Callable[[argparse.ArgumentParser], None] = lambda _parser: None
+    config: bool = True  # takes --config
+
+
+class Failure(Exception):
+    """Ends the command with this message and exit status 1."""
+
+
+def add_config_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        '--config',
+        '-c',
+        default=config_mod.default_path(),
+        help='config.ini (default: $HISPARC_DATASTORE_CONFIG or %(default)s)',
+    )
+
+
+def load_config(path: str) -> config_mod.Config:
+    try:
+        return config_mod.load(path)
+    except config_mod.ConfigError as exc:
+        raise Failure(str(exc)) from None
+
+
+def ago(seconds: float | None) -> str:
+    """``seconds`` in two units a person reads at a glance."""
+    if seconds is None:
+        return 'never'
+    s = int(seconds)
+    if s < 60:
+        return f'{s} s'
+    if s < 3600:
+        return f'{s // 60} min {s % 60} s'
+    if s < 86400:
+        return f'{s // 3600} h {s % 3600 // 60} min'
+    return f'{s // 86400} d {s % 86400 // 3600} h'
+
+
+def when(timestamp: float | None, now: float) -> str:
+    if timestamp is None:
+        return '-'
+    text = datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc)
+    delta = now - timestamp  # negative for an event from a station clock that runs ahead
+    relative = f'{ago(delta)} ago' if delta >= 0 else f'{ago(-delta)} ahead'
+    return f'{text:%Y-%m-%d %H:%M:%S} ({relative})'
+
+
+# -- argument types ------------------------------------------------------------
+
+
+def date(text: str) -> datetime.date:
+    try:
+        return datetime.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'{text!r} is not a date (YYYY-MM-DD)') from None
+
+
+def positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f'{text!r} is not a positive whole number')
+    return value
+
+
+def positive_number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f'{text!r} is not a positive number')
+    return value
+
+
+def http_url(text: str) -> str:
+    parts = urllib.parse.urlsplit(text)
+    if parts.scheme not in ('http', 'https') or not parts.hostname:
+        raise argparse.ArgumentTypeError(f'{text!r} is not an http:// URL')
+    return text

@@ -1,0 +1,63 @@
+"""``hisparc-datastore status``: the queue, held files, the writer, and every station."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from datastore import datadir, status
+
+from .common import Command, ago, load_config, when
+
+
+def run(args: argparse.Namespace) -> int:
+    figures = status.gather(load_config(args.config))
+    if args.json:
+        print(json.dumps(figures, indent=1))
+        return 0
+    now, folders, writer = figures['time'], figures['folders'], figures['writer']
+    queue = figures['queue']
+    print(f'data_dir   {figures["data_dir"]}')
+    print(
+        f'queue      {queue["files"]} file(s) in incoming/'
+        + (f', oldest waiting {ago(queue["oldest_age"])}' if queue['files'] else '')
+    )
+    print(
+        'held       '
+        + '   '.join(
+            f'{name}/ {folders[name]}' for name in (datadir.SUSPICIOUS, datadir.FAILED, datadir.PARTIAL)
+        )
+    )
+    if writer['running']:
+        print(
+            f'writer     running (pid {writer["pid"]}, {writer["state"]}, '
+            f'reported {ago(now - writer["updated"])} ago), '
+            f'{writer["events_stored"]} events stored since it started'
+        )
+    elif writer['updated'] is None:
+        print('writer     not running (it has never written writer.status)')
+    else:
+        print(f'writer     NOT RUNNING (last report {ago(now - writer["updated"])} ago, pid {writer["pid"]})')
+    if writer['paused']:
+        print(f'           paused: {datadir.WRITER_PAUSE} exists (hisparc-datastore resume)')
+    if figures['stations']:
+        print(f'\n{"station":>7}  {"last upload (UTC)":<36}last stored event (UTC)')
+        for number, entry in figures['stations'].items():
+            print(
+                f'{number:>7}  {when(entry["last_upload"], now):<36}{when(entry["last_stored_event"], now)}'
+            )
+    return 0
+
+
+def arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--json', action='store_true', help='print the figures as JSON')
+
+
+COMMANDS = (
+    Command(
+        'status',
+        'show the queue, held files, the writer and the last upload and stored event per station',
+        run,
+        arguments,
+    ),
+)

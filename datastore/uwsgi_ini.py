@@ -1,0 +1,127 @@
+"""The uWSGI options of the datastore, in one place.
+
+``examples/uwsgi.ini`` (production), ``hisparc-datastore serve`` and the tests'
+uWSGI server are all this table rendered with their own placeholder values;
+a test checks that ``examples/uwsgi.ini`` is exactly ``render()``. Every
+option is named as in the uWSGI documentation, and ``strict`` makes uWSGI
+refuse any it does not know.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+# Name -> its production value (examples/uwsgi.ini). The names in PLACEHOLDERS
+# stay uWSGI placeholders, for the operator to adapt at the top of the file;
+# the others are written into the options.
+PLACEHOLDERS = ('home_dir', 'config_file', 'run_dir')
+PRODUCTION = {
+    'home_dir': '/srv/hisparc-datastore',
+    'venv': '%(home_dir)/.venv',
+    'config_file': '/etc/hisparc/datastore.ini',
+    'run_dir': '/run/hisparc',
+    'http_socket': '127.0.0.1:8080',
+    'processes': '4',
+    'limit_post': '67108864',
+    'upload_app': '%(home_dir)/examples/application.wsgi',
+    'status_app': '%(home_dir)/examples/status.wsgi',
+    'writer': '%(venv)/bin/hisparc-writer',
+}
+
+# Groups of options, each after its comment (blank: none), in the file's order
+# fmt: off
+GROUPS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
+    ('', (
+        ('strict', 'true'),
+        ('virtualenv', '%(venv)'),
+        ('env', 'HISPARC_DATASTORE_CONFIG=%(config_file)'),
+    )),
+    ('', (
+        ('master', 'true'),
+        ('processes', '%(processes)'),
+        ('threads', '1'),
+        ('need-app', 'true'),
+        ('die-on-term', 'true'),
+        ('vacuum', 'true'),
+    )),
+    ('behind nginx/apache use `socket = %(run_dir)/uwsgi.sock` instead', (
+        ('http-socket', '%(http_socket)'),
+        ('stats', '%(run_dir)/stats.sock'),
+    )),
+    ('editing config.ini reloads the workers (the station list is followed without one)', (
+        ('touch-reload', '%(config_file)'),
+    )),
+    ("""\
+Both apps in one interpreter. The first mount is the default app: every path
+but the status URL reaches the upload endpoint, which ignores path and method.""", (
+        ('single-interpreter', 'true'),
+        ('manage-script-name', 'true'),
+        ('mount', '/hisparc/upload=%(upload_app)'),
+        ('mount', '/hisparc/status=%(status_app)'),
+    )),
+    ("""\
+Bodies: at most [General] max_upload_bytes (64 MiB by default; uWSGI closes
+the connection on a larger one). The app reads exactly Content-Length bytes
+itself and answers a body that breaks off with 400, so uWSGI buffers nothing:
+put a buffering proxy (nginx) in front if many stations are slow senders.""", (
+        ('limit-post', '%(limit_post)'),
+    )),
+    ("""\
+A request still running after this long kills its worker (a new one is
+spawned); well within the Windows client's 600 s read timeout, so the
+station soon retries. A client silent this long on the socket is dropped.""", (
+        ('harakiri', '300'),
+        ('socket-timeout', '60'),
+    )),
+)
+
+WRITER = ("""\
+The writer: started with uWSGI, restarted if it dies, stopped by SIGTERM
+(it finishes its pass first). Or run it on its own: hisparc-writer.service.""", (
+    ('attach-daemon2', 'cmd=exec %(writer) %(config_file),stopsignal=15'),
+))
+# fmt: on
+
+HEADER = """\
+; uWSGI for the HiSPARC datastore in production: the upload endpoint, the
+; monitoring endpoint and the writer, under one master.
+;
+;   uwsgi --ini /srv/hisparc-datastore/examples/uwsgi.ini
+;
+; Every option is named as in the uWSGI documentation; `strict` rejects any
+; other. Adapt the placeholders below to the installation.
+"""
+
+FOOTER = """
+; run as the datastore's user
+;uid = hisparc
+;gid = hisparc
+"""
+
+
+def _comment(text: str) -> str:
+    return ''.join(f'; {line}\n' for line in text.splitlines())
+
+
+def _substitute(text: str, values: Mapping[str, str]) -> str:
+    for name, value in values.items():
+        if name not in PLACEHOLDERS:
+            text = text.replace(f'%({name})', value)
+    return text
+
+
+def render(values: Mapping[str, str] | None = None, attach_writer: bool = True, header: str = HEADER) -> str:
+    """The ini file for ``values`` (production values where not given)."""
+    values = {**PRODUCTION, **(values or {})}
+    unknown = set(values) - set(PRODUCTION)
+    if unknown:
+        raise ValueError(f'unknown names: {", ".join(sorted(unknown))}')
+    for _ in values:  # values may name each other
+        values = {name: _substitute(value, values) for name, value in values.items()}
+    lines = [header, '[uwsgi]\n']
+    lines += [f'set-placeholder = {name}={values[name]}\n' for name in PLACEHOLDERS]
+    for comment, options in GROUPS + ((WRITER,) if attach_writer else ()):
+        lines.append('\n' + _comment(comment))
+        lines += [f'{option} = {_substitute(value, values)}\n' for option, value in options]
+    lines.append(FOOTER)
+    return ''.join(lines)

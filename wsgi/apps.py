@@ -1,0 +1,15 @@
+"""The two WSGI apps as callables uWSGI can mount by name (``wsgi.apps:upload``).
+
+Configured by ``$HISPARC_DATASTORE_CONFIG``, like ``examples/*.wsgi``; this
+is what ``hisparc-datastore serve`` mounts, so that it runs from an installed
+package.
+"""
+
+import functools
+
+from datastore import config
+
+from . import status_app, wsgi_app
+
+upload = functools.partial(wsgi_app.application, configfile=config.default_path())
+status = functools.partial(status_app.application, configfile=config.default_path())
