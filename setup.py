@@ -32,5 +32,7 @@ setup(
             'hisparc-datastore = datastore.cli:main',
             'hisparc-writer = writer.__main__:main',
         ],
+        # the commands that need the writer's code, found by datastore.cli
+        'hisparc_datastore.commands': ['audit = writer.audit', 'rebuild = writer.rebuild'],
     },
 )

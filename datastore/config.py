@@ -29,12 +29,16 @@ KEYS = (
     ('General', 'minimum_year', int, 2020),
     ('General', 'max_upload_bytes', int, 64 * 1024 * 1024),
     ('General', 'resend_window', float, 7.0),
+    ('General', 'audit_days', float, 30.0),
     ('Writer', 'sleep', float, 5.0),
     ('Writer', 'batch_files', int, 100),
+    ('Writer', 'archive_days', float, 7.0),
+    ('Writer', 'archive_dir', str, ''),
 )
 
 LOGLEVELS = ('debug', 'info', 'warning', 'error', 'critical')
-NOT_NEGATIVE = ('max_upload_bytes', 'resend_window', 'sleep')
+LOG_HANDLER = 'hisparc-datastore'
+NOT_NEGATIVE = ('max_upload_bytes', 'resend_window', 'sleep', 'audit_days', 'archive_days')
 
 
 class ConfigError(Exception):
@@ -51,8 +55,11 @@ class Config:
     minimum_year: int
     max_upload_bytes: int
     resend_window: float  # days
+    audit_days: float  # days the batch record and the ledger keep a batch
     sleep: float  # seconds
     batch_files: int  # spool files the writer stores per pass
+    archive_days: float  # days stored spool files are kept after their day files' last write
+    archive_dir: str  # '' : data_dir/archive
 
     @property
     def resend_window_seconds(self) -> float:
@@ -156,8 +163,10 @@ def setup_logging(config: Config, suffix: str) -> None:
     else:
         handler = logging.handlers.WatchedFileHandler(config.log + suffix)
     handler.setFormatter(logging.Formatter('%(asctime)s %(process)d %(name)s %(levelname)s %(message)s'))
+    handler.set_name(LOG_HANDLER)
     root = logging.getLogger()
-    for old in list(root.handlers):
+    for old in [h for h in root.handlers if h.get_name() == LOG_HANDLER]:  # ours only: set up again
         root.removeHandler(old)
+        old.close()
     root.addHandler(handler)
     root.setLevel(config.loglevel.upper())

@@ -12,13 +12,20 @@ Folders (the spool, ``spec/spool.md``):
 - ``suspicious/`` events held back for review
 - ``partial/``    batches the writer has claimed and is storing
 - ``failed/``     spool files the writer could not store, kept byte for byte
+- ``archive/``    stored spool files, kept ``[Writer] archive_days`` to rebuild day files
+                  from (``[Writer] archive_dir`` may put it on another disk)
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import os
 import secrets
+import shutil
 import time
+from collections.abc import Iterator
 
 from . import durable
 
@@ -28,14 +35,16 @@ SUSPICIOUS = 'suspicious'
 PARTIAL = 'partial'
 FAILED = 'failed'
 FOLDERS = (TMP, INCOMING, SUSPICIOUS, PARTIAL, FAILED)
+ARCHIVE = 'archive'
 
 # Files that one process writes and others read
 RECEIVED = 'received.sqlite'  # endpoint: the batches each station delivered
-LOCKS = 'locks'  # endpoint: per-station lock files
+LOCKS = 'locks'  # endpoint and writer: per-station and per-day lock files
 WRITER_STATUS = 'writer.status'  # writer: its state, as JSON
 WRITER_PAUSE = 'writer.pause'  # operator: while it exists the writer stores nothing
 WRITER_LOCK = 'writer.lock'  # writer: held while a writer runs
 WRITER_JOURNAL = 'writer.journal'  # writer: what the current pass is changing
+LEDGER = 'writer.sqlite'  # writer: what it stored where (datastore.ledger)
 
 
 def unique_name(station_id: int) -> str:
@@ -46,8 +55,9 @@ def unique_name(station_id: int) -> str:
 class DataDir:
     """The folder tree under ``root`` (``[General] data_dir``)."""
 
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, archive: str | None = None) -> None:
         self.root = root
+        self.archive_root = archive or os.path.join(root, ARCHIVE)
 
     def __repr__(self) -> str:
         return f'DataDir({self.root!r})'
@@ -63,6 +73,29 @@ class DataDir:
     def day_file(self, year: int, month: int, day: int) -> str:
         """``data_dir/{year}/{month}/{year}_{month}_{day}.h5``, no zero padding."""
         return f'{self.root}/{year}/{month}/{year}_{month}_{day}.h5'
+
+    @staticmethod
+    def beside(day_file: str, purpose: str) -> str:
+        """A file next to a day file that publicdb's scan for ``*.h5`` does not pick up."""
+        return f'{day_file}.{purpose}'
+
+    @contextlib.contextmanager
+    def day_lock(self, day: str, wait: bool = False) -> Iterator[bool]:
+        """Hold ``locks/day-DAY.lock`` (flock): the writer and ``rebuild`` take turns on a day file.
+
+        Yields False when ``wait`` is off and another process holds it.
+        """
+        self.ensure(LOCKS)
+        fd = os.open(os.path.join(self.folder(LOCKS), f'day-{day}.lock'), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            except BlockingIOError:
+                yield False
+                return
+            yield True
+        finally:
+            os.close(fd)
 
     def ensure(self, *names: str) -> None:
         """Create the folders ``names`` (default: every spool folder) where missing."""
@@ -114,8 +147,60 @@ class DataDir:
         return durable.move(path, os.path.join(self.folder(FAILED), os.path.basename(path)))
 
     def finish(self, names: list[str]) -> None:
-        """Remove stored spool files from ``partial/``."""
+        """Remove stored spool files from ``partial/`` (kept nowhere: ``archive_days = 0``)."""
         durable.remove_all([os.path.join(self.folder(PARTIAL), name) for name in names])
+
+    def archive_path(self, stored: str, name: str) -> str:
+        """Where a spool file stored on ISO date ``stored`` is archived."""
+        return os.path.join(self.archive_root, stored, name)
+
+    def archive(self, names: list[str], stored: str) -> None:
+        """Move stored spool files from ``partial/`` into the archive folder of date ``stored``.
+
+        The archive may be on another disk: there a file is copied (fsynced,
+        renamed into place, folder fsynced) before it leaves ``partial/``.
+        Names already archived are skipped (a pass finished after a crash).
+        """
+        folder = os.path.join(self.archive_root, stored)
+        os.makedirs(folder, exist_ok=True)
+        sources = [os.path.join(self.folder(PARTIAL), name) for name in names]
+        try:
+            durable.move_all(sources, folder)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            for source in sources:
+                if os.path.exists(source):
+                    with open(source, 'rb') as f:
+                        durable.write(
+                            os.path.join(folder, '.' + os.path.basename(source) + '.tmp'),
+                            os.path.join(folder, os.path.basename(source)),
+                            f.read(),
+                        )
+            durable.remove_all(sources)
+
+    def remove_archived(self, paths: list[str]) -> None:
+        """Delete archived spool files whose time is up, and emptied date folders."""
+        durable.remove_all(paths)
+        for folder in {os.path.dirname(path) for path in paths}:
+            with contextlib.suppress(OSError):
+                os.rmdir(folder)
+
+    def free_bytes(self, path: str | None = None) -> int:
+        """Bytes free for this user on the filesystem of ``path`` (default data_dir)."""
+        st = os.statvfs(path or self.root)
+        return st.f_bavail * st.f_frsize
+
+    def keep_aside(self, day_file: str, purpose: str) -> str:
+        """The day file also under a name beside it (a hard link, or a fsynced copy)."""
+        target = self.beside(day_file, purpose)
+        try:
+            os.link(day_file, target)
+        except OSError:
+            shutil.copy2(day_file, target)
+            durable.fsync_file(target)
+        durable.fsync_dir(os.path.dirname(target))
+        return target
 
     # -- the operator's pause ---------------------------------------------------
 

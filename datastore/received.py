@@ -1,23 +1,30 @@
-"""Which batches each station has already delivered: resends answer 100 once more.
+"""``data_dir/received.sqlite``: every batch the endpoint acknowledged, and resends.
 
-A station whose read timed out sends the same batch again, though it may
-have been stored. ``data_dir/received.sqlite`` remembers the checksum of every
-batch delivered within the resend window, shared by all worker processes and
-kept across restarts:
+The endpoint records each batch it answers ``100``, durably (fsynced)
+before the ``100`` leaves: its station, checksum, time, event count, and the
+spool files it wrote with the events in each. ``audit`` reconciles this
+record with where the events are now. The same record recognises a resend:
+a station whose read timed out sends the same batch again, though it may
+have been stored, and is answered ``100`` without storing it twice while the
+first is within ``[General] resend_window``::
 
-    received(station INTEGER, checksum TEXT, received REAL /* unix time */,
-             PRIMARY KEY (station, checksum))
+    batches(id INTEGER PRIMARY KEY, station INTEGER, checksum TEXT,
+            received REAL /* unix time */, events INTEGER,
+            files TEXT /* JSON [[folder, spool file name, events], ...] */)
 
+Batches are kept ``[General] audit_days`` (at least the resend window).
 Identical uploads of one station that arrive together are serialized by an
 flock on ``data_dir/locks/received-{station}.lock``, held while checking,
 spooling and recording: the second waits, then finds the first one recorded.
-A checksum is recorded only after its batch is durable in the spool.
+A batch is recorded only after its spool files are durable.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
+import json
 import os
 import pathlib
 import sqlite3
@@ -31,18 +38,31 @@ PRUNE_EVERY = 600.0  # seconds between prunes in one process
 
 _SCHEMA = (
     (
-        'CREATE TABLE IF NOT EXISTS received (station INTEGER, checksum TEXT, '
-        'received REAL, PRIMARY KEY (station, checksum))'
+        'CREATE TABLE IF NOT EXISTS batches (id INTEGER PRIMARY KEY, station INTEGER, checksum TEXT, '
+        'received REAL, events INTEGER, files TEXT)'
     ),
-    'CREATE INDEX IF NOT EXISTS received_time ON received (received)',
+    'CREATE INDEX IF NOT EXISTS batches_station ON batches (station, checksum)',
+    'CREATE INDEX IF NOT EXISTS batches_time ON batches (received)',
 )
 
 
+@dataclasses.dataclass(frozen=True)
+class Batch:
+    """An acknowledged batch: who sent it, when, and the spool files it became."""
+
+    station: int
+    checksum: str
+    received: float
+    events: int
+    files: tuple[tuple[str, str, int], ...]  # (folder, spool file name, events)
+
+
 class Received:
-    def __init__(self, data_dir: DataDir, window_seconds: float) -> None:
+    def __init__(self, data_dir: DataDir, window_seconds: float, keep_seconds: float = 0.0) -> None:
         self.path = data_dir.path(RECEIVED)
         self.locks = data_dir.path(LOCKS)
         self.window = window_seconds
+        self.keep = max(keep_seconds, window_seconds)
         self._local, self._pruned = threading.local(), 0.0
 
     @contextlib.contextmanager
@@ -63,10 +83,11 @@ class Received:
         if getattr(local, 'pid', None) != os.getpid():
             db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
             db.execute('PRAGMA journal_mode=WAL')
-            # A record lost in a power cut costs one duplicate batch, never data.
-            db.execute('PRAGMA synchronous=NORMAL')
+            # The record is on disk before the 100: audit relies on it
+            db.execute('PRAGMA synchronous=FULL')
             for statement in _SCHEMA:
                 db.execute(statement)
+            _migrate(db)
             local.db, local.pid = db, os.getpid()
         return local.db
 
@@ -75,39 +96,89 @@ class Received:
         now = time.time() if now is None else now
         row = (
             self._connection()
-            .execute('SELECT received FROM received WHERE station = ? AND checksum = ?', (station, checksum))
+            .execute(
+                'SELECT 1 FROM batches WHERE station = ? AND checksum = ? AND received >= ? LIMIT 1',
+                (station, checksum, now - self.window),
+            )
             .fetchone()
         )
-        return row is not None and row[0] >= now - self.window
+        return row is not None
 
-    def record(self, station: int, checksum: str, now: float | None = None) -> None:
-        """Remember a delivered batch; now and then forget those out of the window."""
+    def record(
+        self,
+        station: int,
+        checksum: str,
+        events: int,
+        files: list[tuple[str, str, int]],
+        now: float | None = None,
+    ) -> None:
+        """Record an acknowledged batch durably; now and then forget those past ``keep``."""
         now = time.time() if now is None else now
         db = self._connection()
         db.execute(
-            'INSERT OR REPLACE INTO received (station, checksum, received) VALUES (?, ?, ?)',
-            (station, checksum, now),
+            'INSERT INTO batches (station, checksum, received, events, files) VALUES (?, ?, ?, ?, ?)',
+            (station, checksum, now, events, json.dumps(files)),
         )
         if now - self._pruned >= PRUNE_EVERY:
             self.prune(now)
 
     def prune(self, now: float | None = None) -> None:
         now = time.time() if now is None else now
-        self._connection().execute('DELETE FROM received WHERE received < ?', (now - self.window,))
+        self._connection().execute('DELETE FROM batches WHERE received < ?', (now - self.keep,))
         self._pruned = now
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Take over the resend record of version 1 (``received``: station, checksum, time).
+
+    Its batches have no event count or spool files (``audit`` skips them).
+    """
+    if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'received'").fetchone() is None:
+        return
+    with contextlib.suppress(sqlite3.OperationalError):  # another worker did it first
+        db.execute('BEGIN IMMEDIATE')
+        if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'received'").fetchone():
+            db.execute(
+                'INSERT INTO batches (station, checksum, received) '
+                'SELECT station, checksum, received FROM received'
+            )
+            db.execute('DROP TABLE received')
+        db.execute('COMMIT')
+
+
+def _readonly(data_dir: DataDir) -> sqlite3.Connection | None:
+    path = pathlib.Path(data_dir.path(RECEIVED)).resolve()
+    if not path.is_file():
+        return None
+    return sqlite3.connect(f'{path.as_uri()}?mode=ro', uri=True, timeout=5.0)
 
 
 def last_uploads(data_dir: DataDir) -> dict[int, float]:
     """{station: unix time of its last upload}, read-only; empty if there is no record yet."""
-    path = pathlib.Path(data_dir.path(RECEIVED)).resolve()
-    if not path.is_file():
-        return {}
     try:
-        db = sqlite3.connect(f'{path.as_uri()}?mode=ro', uri=True, timeout=5.0)
-        try:
-            rows = db.execute('SELECT station, MAX(received) FROM received GROUP BY station')
+        db = _readonly(data_dir)
+        if db is None:
+            return {}
+        with contextlib.closing(db):
+            rows = db.execute('SELECT station, MAX(received) FROM batches GROUP BY station')
             return {int(station): received for station, received in rows}
-        finally:
-            db.close()
     except sqlite3.Error:
         return {}
+
+
+def batches_since(data_dir: DataDir, since: float) -> list[Batch]:
+    """Every batch acknowledged at or after ``since``, oldest first (sqlite3.Error if unreadable)."""
+    db = _readonly(data_dir)
+    if db is None:
+        return []
+    with contextlib.closing(db):
+        rows = db.execute(
+            'SELECT station, checksum, received, events, files FROM batches '
+            'WHERE received >= ? ORDER BY received, id',
+            (since,),
+        ).fetchall()
+    return [
+        Batch(station, checksum, received, events or 0, tuple(tuple(f) for f in json.loads(files)))
+        for station, checksum, received, events, files in rows
+        if files is not None
+    ]

@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sqlite3
 import time
 from typing import Any
 
-from . import received, writerstate
+from . import ledger, received, writerstate
 from .config import Config
-from .datadir import FOLDERS, INCOMING, DataDir
+from .datadir import FOLDERS, INCOMING, LEDGER, DataDir
 
 MIN_STALE = 30.0  # seconds; the writer updates its status at least every few seconds
 
@@ -53,7 +54,24 @@ def gather(config: Config, now: float | None = None) -> dict[str, Any]:
         },
         'writer': writer,
         'stations': stations,
+        **_ledger_figures(data_dir),
     }
+
+
+def _ledger_figures(data_dir: DataDir) -> dict[str, Any]:
+    """Damaged day files and the last audit, from the writer's ledger (read-only)."""
+    figures: dict[str, Any] = {'damaged_days': {}, 'audit': None}
+    if not os.path.exists(data_dir.path(LEDGER)):
+        return figures
+    book = ledger.Ledger(data_dir, readonly=True)
+    try:
+        figures['damaged_days'] = {day: damage.reason for day, damage in sorted(book.damaged().items())}
+        figures['audit'] = book.last_audit()
+    except sqlite3.Error:
+        pass
+    finally:
+        book.close()
+    return figures
 
 
 def _mtime(path: str) -> float | None:

@@ -5,7 +5,8 @@ JSON, replaced durably by the writer at least every few seconds::
     {"pid": 4711, "state": "storing", "updated": 1732400000.0,
      "events_stored": 183200, "stations": {"501": 1732399990}}
 
-``state`` is ``storing``, ``idle`` or ``paused``; ``stations`` holds the
+``state`` is ``storing``, ``idle``, ``paused`` or ``waiting`` (``reason`` says
+for what: disk full, a locked day file); ``stations`` holds the
 timestamp of the last event stored per station (each writer carries over
 what the one before it reported); ``events_stored`` counts since the writer
 started.
@@ -14,7 +15,9 @@ started.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
+import os
 from typing import Any
 
 from . import durable
@@ -28,10 +31,25 @@ class WriterState:
     updated: float | None = None
     events_stored: int | None = None
     stations: dict[str, int] = dataclasses.field(default_factory=dict)
+    reason: str | None = None  # what a writer that is ``waiting`` waits for
 
 
 def write(data_dir: DataDir, state: WriterState) -> None:
-    durable.replace(data_dir.path(WRITER_STATUS), json.dumps(dataclasses.asdict(state)).encode())
+    """Replace the status durably; on a full disk, overwrite the old one in place.
+
+    In place needs no new blocks, so a writer waiting for space can still
+    say so; a reader may then meet a half-written file, which reads as unknown.
+    """
+    payload = json.dumps(dataclasses.asdict(state)).encode()
+    path = data_dir.path(WRITER_STATUS)
+    try:
+        durable.replace(path, payload)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT) or not os.path.exists(path):
+            raise
+        with open(path, 'r+b') as f:
+            f.write(payload)
+            f.truncate()
 
 
 def read(data_dir: DataDir) -> WriterState | None:
@@ -49,6 +67,7 @@ def read(data_dir: DataDir) -> WriterState | None:
         updated=_typed(reported.get('updated'), (int, float)),
         events_stored=_typed(reported.get('events_stored'), int),
         stations=_stations(reported.get('stations')),
+        reason=_typed(reported.get('reason'), str),
     )
 
 

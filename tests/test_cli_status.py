@@ -24,7 +24,7 @@ def test_status_shows_queue_held_files_writer_and_stations(make_config, capsys):
     datadir.DataDir(str(data_dir)).deliver(datadir.INCOMING, 'a', b'x')
     os.utime(os.path.join(data_dir, datadir.INCOMING, 'a'), (time.time() - 125,) * 2)
     datadir.DataDir(str(data_dir)).deliver(datadir.SUSPICIOUS, 'b', b'x')
-    Received(datadir.DataDir(str(data_dir)), 10**9).record(501, 'aa')
+    Received(datadir.DataDir(str(data_dir)), 10**9).record(501, 'aa', 0, [])
     with open(os.path.join(data_dir, datadir.WRITER_STATUS), 'w') as f:
         json.dump(
             {
@@ -50,7 +50,16 @@ def test_status_json_is_the_gathered_figures(make_config, capsys):
     code, out, _ = run(capsys, 'status', '--json', '-c', make_config())
     figures = json.loads(out)
     assert code == 0
-    assert set(figures) == {'time', 'data_dir', 'folders', 'queue', 'writer', 'stations'}
+    assert set(figures) == {
+        'time',
+        'data_dir',
+        'folders',
+        'queue',
+        'writer',
+        'stations',
+        'damaged_days',
+        'audit',
+    }
     assert figures['writer']['running'] is False
 
 

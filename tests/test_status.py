@@ -63,9 +63,9 @@ def test_folder_counts_and_the_age_of_the_oldest_waiting_file(config):
 def test_last_upload_per_station_comes_from_the_endpoints_received_record(config):
     received = Received(datadir.DataDir(config.data_dir), window_seconds=10**9)
     os.makedirs(config.data_dir)
-    received.record(501, 'aa', now=NOW - 100)
-    received.record(501, 'bb', now=NOW - 10)
-    received.record(502, 'cc', now=NOW - 50)
+    received.record(501, 'aa', 0, [], now=NOW - 100)
+    received.record(501, 'bb', 0, [], now=NOW - 10)
+    received.record(502, 'cc', 0, [], now=NOW - 50)
     stations = status.gather(config, now=NOW)['stations']
     assert stations == {
         '501': {'last_upload': NOW - 10, 'last_stored_event': None},
@@ -139,7 +139,7 @@ def samples(text):
 
 def test_prometheus_text_carries_every_figure(config):
     put(config.data_dir, datadir.INCOMING, 'in0', NOW - 42)
-    Received(datadir.DataDir(config.data_dir), 10**9).record(501, 'aa', now=NOW - 10)
+    Received(datadir.DataDir(config.data_dir), 10**9).record(501, 'aa', 0, [], now=NOW - 10)
     write_writer_status(
         config.data_dir,
         pid=os.getpid(),

@@ -1,10 +1,13 @@
-"""Rolling back an interrupted pass: the day file as it was before the pass."""
+"""Finishing or undoing an interrupted pass: journal.recover, both branches, on real day files."""
 
+import hashlib
 import os
 
+from datastore import datadir, ledger
 from writer import journal, layout
 from writer.dayfile import DayFile, append_blobs
 
+DAY = '2024-03-01'
 STATION = layout.station_path('Amsterdam', 501)
 NEW_STATION = layout.station_path('Amsterdam', 502)
 BLOBS = f'{STATION}/{layout.BLOBS}'
@@ -12,45 +15,130 @@ BEFORE = [b'tr1', b'', b'tr3']  # in the file before the pass
 PASS = [b'pass-1', b'pass-2']  # appended by the interrupted pass
 
 
-def day_file(tmp_path):
-    """A day file as an interrupted pass left it: blobs added to station 501, station 502 new."""
-    path = str(tmp_path / '2024_3_1.h5')
+def setup(tmp_path):
+    """A data_dir whose day file an interrupted pass left: blobs added to 501, station 502 new.
+
+    Returns (data_dir, ledger, day file path, the journal entry the pass wrote).
+    """
+    data_dir = datadir.DataDir(str(tmp_path / 'datastore'))
+    data_dir.ensure()
+    book = ledger.Ledger(data_dir)
+    path = data_dir.day_file(2024, 3, 1)
     f = DayFile(path)
-    append_blobs(f.blobs(f.station('Amsterdam', 501)), BEFORE + PASS)
+    append_blobs(f.blobs(f.station('Amsterdam', 501)), BEFORE)
+    before = f.node_map()
+    append_blobs(f.blobs(f.station('Amsterdam', 501)), PASS)
     append_blobs(f.blobs(f.station('Amsterdam', 502)), PASS)
     f.close()
-    return path
+    book.commit_pass(1, [], {DAY: before})  # what the ledger knew before
+    entry = {
+        'pass': 2,
+        'pid': os.getpid(),
+        'stored': '2024-03-01',
+        'spool': ['s1'],
+        'days': {DAY: {'new': False, 'nodes': before}},
+    }
+    journal.write(data_dir, entry)
+    return data_dir, book, path, entry
 
 
-def contents(path):
+def blobs_of(path, node=BLOBS):
     f = DayFile(path)
     try:
-        blobs = f.node(BLOBS)
-        return (
-            [bytes(row) for row in blobs.read()],
-            blobs.title,
-            f.node(STATION)._v_title,
-            f.node(NEW_STATION) is None,
-        )
+        blobs = f.node(node)
+        return None if blobs is None else [bytes(row) for row in blobs.read()]
     finally:
         f.close()
 
 
-def test_rollback_cuts_back_removes_what_was_new_and_appends_go_on(tmp_path):
-    path = day_file(tmp_path)
-    journal.rollback({path: {BLOBS: len(BEFORE), NEW_STATION: -1, f'{NEW_STATION}/blobs': -1}})
-    assert contents(path) == (BEFORE, layout.BLOBS_TITLE, layout.station_group(501)[1], True)
+def digest(path):
+    return hashlib.sha256(open(path, 'rb').read()).hexdigest()
+
+
+def test_an_uncommitted_pass_is_cut_back_to_the_journal_and_appends_go_on(tmp_path):
+    data_dir, book, path, _ = setup(tmp_path)
+    assert journal.recover(data_dir, book, archive_days=7)
+    assert blobs_of(path) == BEFORE
+    assert blobs_of(path, f'{NEW_STATION}/blobs') is None
     f = DayFile(path)
+    assert f.node(STATION)._v_title == layout.station_group(501)[1]
     append_blobs(f.node(BLOBS), [b'again'])
     f.close()
-    assert contents(path)[0] == [*BEFORE, b'again']
-    assert os.listdir(tmp_path) == ['2024_3_1.h5']
+    assert blobs_of(path) == [*BEFORE, b'again']
+    assert sorted(os.listdir(os.path.dirname(path))) == ['2024_3_1.h5']
+    assert journal.read(data_dir) is None
+    assert book.damaged() == {}
 
 
 def test_the_half_written_copy_of_a_killed_rollback_is_made_anew(tmp_path):
-    path = day_file(tmp_path)
+    data_dir, book, path, _ = setup(tmp_path)
     with open(path + '.rollback', 'wb') as half_written:  # what a killed rollback left
         half_written.write(b'\x89HDF\r\n')
-    journal.rollback({path: {BLOBS: len(BEFORE)}})
-    assert contents(path)[0] == BEFORE
-    assert os.listdir(tmp_path) == ['2024_3_1.h5']
+    journal.recover(data_dir, book, archive_days=7)
+    assert blobs_of(path) == BEFORE
+    assert sorted(os.listdir(os.path.dirname(path))) == ['2024_3_1.h5']
+
+
+def test_a_committed_pass_is_finished_and_its_day_file_left_alone(tmp_path):
+    data_dir, book, path, entry = setup(tmp_path)
+    for name in entry['spool']:
+        data_dir.deliver(datadir.PARTIAL, name, b'spool file')
+    book.commit_pass(entry['pass'], [], {})
+    before = digest(path)
+    assert journal.recover(data_dir, book, archive_days=7)
+    assert digest(path) == before  # the rows are in: nothing is undone
+    assert data_dir.queued(datadir.PARTIAL) == []
+    archived = data_dir.archive_path(entry['stored'], 's1')
+    assert open(archived, 'rb').read() == b'spool file'
+    assert journal.read(data_dir) is None
+
+
+def test_a_committed_pass_without_an_archive_removes_its_spool_files(tmp_path):
+    data_dir, book, _, entry = setup(tmp_path)
+    data_dir.deliver(datadir.PARTIAL, 's1', b'spool file')
+    book.commit_pass(entry['pass'], [], {})
+    journal.recover(data_dir, book, archive_days=0)
+    assert data_dir.queued(datadir.PARTIAL) == []
+    assert not os.path.exists(data_dir.archive_root)
+
+
+def test_a_file_the_pass_created_is_removed_but_one_the_ledger_knows_is_not(tmp_path):
+    data_dir, book, path, entry = setup(tmp_path)
+    new_day = data_dir.day_file(2024, 3, 2)
+    f = DayFile(new_day)
+    append_blobs(f.blobs(f.station('Amsterdam', 501)), PASS)
+    f.close()
+    entry['days']['2024-03-02'] = {'new': True, 'nodes': {}}
+    journal.write(data_dir, entry)
+    journal.recover(data_dir, book, archive_days=7)
+    assert not os.path.exists(new_day)  # it held nothing but the pass's rows
+
+    data_dir, book, path, entry = setup(tmp_path / 'again')
+    entry['days'][DAY]['new'] = True  # the journal says new, the ledger knows better
+    journal.write(data_dir, entry)
+    journal.recover(data_dir, book, archive_days=7)
+    assert blobs_of(path) == BEFORE
+
+
+def test_a_copy_that_does_not_verify_leaves_the_original_and_marks_the_day_damaged(tmp_path):
+    data_dir, book, path, entry = setup(tmp_path)
+    entry['days'][DAY]['nodes'][f'{STATION}/events'] = 10  # known to the journal, not in the file
+    journal.write(data_dir, entry)
+    before = digest(path)
+    journal.recover(data_dir, book, archive_days=7)
+    assert digest(path) == before
+    assert list(book.damaged()) == [DAY] and book.damaged()[DAY].hard
+    assert 'events is not readable' in book.damaged()[DAY].reason
+    assert sorted(os.listdir(os.path.dirname(path))) == ['2024_3_1.h5']
+    assert journal.read(data_dir) is None
+
+
+def test_a_day_file_that_cannot_be_read_is_not_replaced(tmp_path):
+    data_dir, book, path, _ = setup(tmp_path)
+    with open(path, 'r+b') as f:  # damaged metadata near the start
+        f.seek(512)
+        f.write(os.urandom(512))
+    before = digest(path)
+    journal.recover(data_dir, book, archive_days=7)
+    assert digest(path) == before
+    assert list(book.damaged()) == [DAY]

@@ -1,7 +1,5 @@
 """The writer as a process: command line, signals, SIGKILL, locked day files, pause."""
 
-import base64
-import collections
 import datetime
 import glob
 import json
@@ -13,159 +11,29 @@ import sys
 import threading
 import time
 
-import numpy as np
 import pytest
 import tables
 
 from datastore import datadir, factory
-from tests.support import spec
+from tests.support.backlog import (
+    WHEN,
+    check_exactly_once,
+    data_dir_of,
+    queue_backlog,
+    start_writer,
+    stored_rows,
+    wait_for,
+    writer_config,
+)
 from tests.support.writer import (
-    ROOT,
     day_path,
     drain,
-    expected_row,
     folder_files,
     make_writer,
-    plain,
     queue,
     run_once,
     station_path,
-    trace_samples,
 )
-
-WHEN = datetime.datetime(2024, 5, 17, 23, 50, 0)
-STATIONS = ((501, 'Amsterdam'), (502, 'Utrecht'))
-
-
-def writer_config(make_config, **writer_keys):
-    """A config with extra [Writer] keys (the last section of make_config's file)."""
-    config = make_config()
-    with open(config, 'a') as f:
-        f.writelines(f'{key}={value}\n' for key, value in writer_keys.items())
-    return config
-
-
-def data_dir_of(config):
-    return os.path.join(os.path.dirname(config), 'datastore')
-
-
-def shifted(events, seconds):
-    """The same events, ``seconds`` later."""
-    return [
-        {
-            'header': dict(
-                e['header'], datetime=e['header']['datetime'] + datetime.timedelta(seconds=seconds)
-            ),
-            'datalist': e['datalist'],
-        }
-        for e in events
-    ]
-
-
-def queue_backlog(data_dir, files, seed=0, distinct=20):
-    """Spool files of 100 events (a third pickled by Python 2) from two stations,
-    around midnight; return (station_id, cluster, event) of every event sent.
-
-    ``distinct`` batches are drawn; later files repeat them at later times.
-    """
-    rng = random.Random(seed)
-    batches = [
-        factory.batch(WHEN + datetime.timedelta(seconds=100 * i), rng) for i in range(min(files, distinct))
-    ]
-    sent = []
-    for i in range(files):
-        station_id, cluster = STATIONS[i % 2]
-        events = shifted(batches[i % distinct], 100 * distinct * (i // distinct))
-        queue(data_dir, events, station_id, cluster, py2=(i % 3 == 0))
-        sent += [(station_id, cluster, event) for event in events]
-    return sent
-
-
-def identity(table_name, row):
-    """What makes a stored row unique: time plus content (all but event_id and blob indexes)."""
-    return (
-        table_name,
-        *(
-            tuple(row[name].tolist()) if row[name].shape else row[name].item()
-            for name in row.dtype.names
-            if name not in ('event_id', 'traces')
-        ),
-    )
-
-
-def stored_rows(data_dir):
-    """(station_id, identity) -> count, and every CIC row's trace blobs, over all day files."""
-    counts = collections.Counter()
-    traces = {}
-    for path in glob.glob(os.path.join(data_dir, '*', '*', '*.h5')):
-        with tables.open_file(path) as h5:
-            for table in h5.walk_nodes('/hisparc', 'Table'):
-                station_id = int(table._v_parent._v_name.split('_')[1])
-                rows = table.read()
-                assert list(rows['event_id']) == list(range(1, len(rows) + 1))
-                blobs = table._v_parent.blobs
-                for row in rows:
-                    key = (station_id, identity(table.name, row))
-                    counts[key] += 1
-                    if table.name == 'events':
-                        traces[station_id, int(row['ext_timestamp'])] = [blobs[int(i)] for i in row['traces']]
-    return counts, traces
-
-
-def expected(sent):
-    """The same identities, built from the source events (CIC and SIN: no blob columns but traces)."""
-    counts = collections.Counter()
-    for station_id, _, event in sent:
-        spec_type = spec.layout()[event['header']['eventtype_uploadcode']]
-        row = np.zeros(
-            1,
-            dtype=[
-                (c.name, _numpy_type(c.type), (c.shape,) if c.shape > 1 else ()) for c in spec_type.columns
-            ],
-        )[0]
-        for column in spec_type.columns:
-            row[column.name] = column.default
-        for name, value in plain(expected_row(event)).items():
-            if name != 'traces':
-                row[name] = [value[i] for i in sorted(value)] if isinstance(value, dict) else value
-        counts[station_id, identity(spec_type.table, row)] += 1
-    return counts
-
-
-def _numpy_type(spec_type):
-    return 'int32' if spec_type == 'time32' else spec_type
-
-
-def check_exactly_once(data_dir, sent):
-    counts, traces = stored_rows(data_dir)
-    assert counts == expected(sent)
-    assert max(counts.values()) == 1
-    cics = [(s, e) for s, _, e in sent if e['header']['eventtype_uploadcode'] == 'CIC']
-    assert len(traces) == len(cics)
-    for station_id, event in cics:
-        source = {d['data_uploadcode']: d['data'] for d in event['datalist']}
-        stored = traces[station_id, expected_row(event)['ext_timestamp']]
-        for i, blob in enumerate(stored):
-            assert trace_samples(blob) == trace_samples(base64.b64decode(source[f'TR{i + 1}']))
-
-
-def start_writer(config, *args):
-    return subprocess.Popen(
-        [sys.executable, '-m', 'writer', config, *args],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def wait_for(condition, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return False
 
 
 @pytest.mark.slow
@@ -180,7 +48,7 @@ def test_once_command_drains_the_queue_and_exits_0(make_config):
 
 
 @pytest.mark.slow
-def test_once_command_that_hits_a_failing_pass_exits_1_and_keeps_the_files(make_config):
+def test_once_command_with_a_damaged_day_file_exits_1_and_its_events_wait(make_config):
     config = make_config()
     data_dir = data_dir_of(config)
     when = datetime.datetime(2024, 5, 17, 10, 0)
@@ -190,8 +58,10 @@ def test_once_command_that_hits_a_failing_pass_exits_1_and_keeps_the_files(make_
     with tables.open_file(path, 'w') as h5:
         h5.create_group(station_path(), 'events', createparents=True)
     done = run_once(config)
-    assert done.returncode == 1 and 'a pass failed' in done.stderr, done.stderr
-    assert folder_files(data_dir, 'partial') == [name]
+    assert done.returncode == 1, done.stderr
+    assert f'{name} waits in incoming/: day file 2024-05-17 damaged' in done.stderr, done.stderr
+    assert folder_files(data_dir, 'incoming') == [name]
+    assert folder_files(data_dir, 'partial') == folder_files(data_dir, 'failed') == []
 
 
 @pytest.mark.slow
@@ -212,31 +82,45 @@ def test_a_bad_config_is_a_clear_error_with_exit_code_2(tmp_path, text, named):
 
 
 @pytest.mark.slow
-def test_sigkill_at_random_moments_stores_every_event_exactly_once(make_config):
-    config = writer_config(make_config, batch_files=2)
+def test_sigkill_inside_passes_stores_every_event_exactly_once(make_config):
+    """Each writer is killed inside a pass it started itself, or between two of its own."""
+    config = writer_config(make_config, batch_files=4)
     data_dir = data_dir_of(config)
     sent = queue_backlog(data_dir, 400, seed=1)
-    rng = random.Random()
+    rng = random.Random(20261124)
     journal = os.path.join(data_dir, 'writer.journal')
     kills = mid_pass = 0
-    while kills < 40 and not (kills >= 15 and mid_pass >= 5):  # random: enough of both
+    while mid_pass < 15 and kills < 80:
         writer = start_writer(config, '--once')
-        # from the first pass on, a random moment (often mid-pass)
-        wait_for(lambda writer=writer: os.path.exists(journal) or writer.poll() is not None, timeout=20)
-        time.sleep(rng.uniform(0, 0.15))
+        # past its start and recovery: the journal of a pass of its own
+        wait_for(
+            lambda writer=writer: journal_pid(journal) == writer.pid or writer.poll() is not None, timeout=30
+        )
+        time.sleep(rng.uniform(0, 0.04))  # a pass of 4 files takes some 20-60 ms
         if writer.poll() is not None:
             break
-        mid_pass += os.path.exists(journal)
+        writer.send_signal(signal.SIGSTOP)  # frozen, to see exactly where it is
+        mid_pass += journal_pid(journal) == writer.pid
         writer.send_signal(signal.SIGKILL)
         writer.wait()
         kills += 1
+    print(f'{kills} kills, {mid_pass} of them inside a pass the killed writer had started')
     done = run_once(config)
     assert done.returncode == 0, done.stderr
-    assert kills >= 10 and mid_pass >= 3, (kills, mid_pass)
+    assert mid_pass >= 15, (kills, mid_pass)
     assert folder_files(data_dir, 'incoming') == folder_files(data_dir, 'partial') == []
     assert folder_files(data_dir, 'failed') == folder_files(data_dir, 'suspicious') == []
-    assert not os.path.exists(os.path.join(data_dir, 'writer.journal'))
+    assert not os.path.exists(journal)
     check_exactly_once(data_dir, sent)
+
+
+def journal_pid(path):
+    """The pid of the writer whose pass the journal describes, or None."""
+    try:
+        with open(path) as f:
+            return json.load(f)['pid']
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 @pytest.mark.slow

@@ -16,7 +16,7 @@ import time
 import pytest
 import webtest
 
-from datastore import datadir, events, factory, py2pickle, safepickle, spoolfile
+from datastore import datadir, events, factory, py2pickle, received, safepickle, spoolfile
 from tests.support.pickles import WHEN, batch, deeply_nested, hostile_pickles, shared_reference_bomb
 from tests.support.uwsgi_server import upload_body
 from wsgi import rcodes, wsgi_app
@@ -222,7 +222,7 @@ def test_a_resend_after_the_window_is_stored_again(ep):
     events = batch()
     assert ep.upload(events) == '100'
     with sqlite3.connect(ep.data_dir / 'received.sqlite') as db:
-        db.execute('UPDATE received SET received = received - 8 * 86400')
+        db.execute('UPDATE batches SET received = received - 8 * 86400')
     assert ep.upload(events) == '100'
     assert len(ep.files(datadir.INCOMING)) == 2
 
@@ -242,26 +242,43 @@ def test_resends_are_recognised_by_a_new_process(ep):
     assert len(ep.files(datadir.INCOMING)) == 1
 
 
-def test_received_record_gives_the_last_upload_per_station(ep):
+def test_the_batch_record_holds_each_acknowledged_batch_and_its_spool_files(ep):
     before = time.time()
-    assert ep.upload(batch(1)) == '100' and ep.upload(batch(2)) == '100'
+    old = [factory.event('CIC', datetime.datetime(2019, 4, 7), random.Random(1))]
+    assert ep.upload(batch(1)) == '100' and ep.upload(batch(2) + old) == '100'
+    batches = received.batches_since(datadir.DataDir(str(ep.data_dir)), before)
+    assert [(b.station, b.events) for b in batches] == [(501, 100), (501, 101)]
+    assert all(before <= b.received <= time.time() for b in batches)
+    incoming = {path.name for path in ep.files(datadir.INCOMING)}
+    suspicious = {path.name for path in ep.files(datadir.SUSPICIOUS)}
+    assert [(folder, n) for folder, _, n in batches[1].files] == [('suspicious', 1), ('incoming', 100)]
+    assert {name for b in batches for folder, name, _ in b.files if folder == 'incoming'} == incoming
+    assert {name for b in batches for folder, name, _ in b.files if folder == 'suspicious'} == suspicious
     with sqlite3.connect(ep.data_dir / 'received.sqlite') as db:
-        rows = db.execute('SELECT station, MAX(received) FROM received GROUP BY station').fetchall()
         assert db.execute('PRAGMA journal_mode').fetchone() == ('wal',)
-    assert [station for station, _ in rows] == [501]
-    assert before <= rows[0][1] <= time.time()
+
+
+def test_a_batch_that_cannot_be_recorded_answers_404(ep, monkeypatch):
+    assert ep.upload(batch(1)) == '100'
+
+    def broken(*args, **kwargs):
+        raise sqlite3.OperationalError('disk I/O error')
+
+    monkeypatch.setattr(received.Received, 'record', broken)
+    assert ep.upload(batch(2)) == '404'
+    assert 'recording the batch failed' in ep.log()
 
 
 def test_old_records_are_pruned(tmp_path):
     from datastore.received import Received
 
     received = Received(datadir.DataDir(str(tmp_path)), window_seconds=100)
-    received.record(501, 'a' * 32, now=1000.0)
-    received.record(501, 'b' * 32, now=1090.0)
+    received.record(501, 'a' * 32, 0, [], now=1000.0)
+    received.record(501, 'b' * 32, 0, [], now=1090.0)
     received.prune(now=1150.0)
     assert not received.seen(501, 'a' * 32, now=1150.0)
     with sqlite3.connect(tmp_path / 'received.sqlite') as db:
-        assert db.execute('SELECT checksum FROM received').fetchall() == [('b' * 32,)]
+        assert db.execute('SELECT checksum FROM batches').fetchall() == [('b' * 32,)]
 
 
 def test_identical_uploads_at_the_same_moment_are_stored_once(ep):
@@ -563,3 +580,19 @@ def test_captured_numpy_scalars_are_plain_ints_in_the_spool(endpoint, captures):
     assert ep.upload((captures / 'upload' / 'py3event').read_bytes()) == '100'
     data = {item['data_uploadcode']: item['data'] for item in ep.spooled()[0]['event_list'][0]['datalist']}
     assert all(type(data[code]) is int for code in ('PH1', 'PH2', 'IN1', 'IN2'))
+
+
+def test_the_resend_record_of_version_1_is_taken_over(tmp_path):
+    db_path = tmp_path / 'received.sqlite'
+    with sqlite3.connect(db_path) as db:
+        db.execute(
+            'CREATE TABLE received (station INTEGER, checksum TEXT, received REAL, '
+            'PRIMARY KEY (station, checksum))'
+        )
+        db.execute("INSERT INTO received VALUES (501, 'aa', ?)", (time.time(),))
+    record = received.Received(datadir.DataDir(str(tmp_path)), window_seconds=100)
+    assert record.seen(501, 'aa')
+    with sqlite3.connect(db_path) as db:
+        tables_left = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert tables_left == {'batches'}
+    assert received.batches_since(datadir.DataDir(str(tmp_path)), 0) == []  # not audited: no files known

@@ -1,4 +1,4 @@
-"""One open day file: its station groups, tables and blobs, with their titles."""
+"""One open day file: its station groups, tables and blobs, with their titles, and its node map."""
 
 from __future__ import annotations
 
@@ -12,22 +12,81 @@ from datastore import durable
 from datastore.eventtypes import EVENT_TYPES
 
 from . import layout
+from .faults import DayFileUnavailable
+
+GROUP = -1  # the length a node map gives a group
 
 
-class DayFileUnavailable(Exception):
-    """The day file cannot be opened now (another process holds it locked, or it is damaged)."""
+class DayFileLocked(DayFileUnavailable):
+    """Another process holds the day file (publicdb reading it, or a rebuild): wait."""
+
+
+class DayFileDamaged(DayFileUnavailable):
+    """The day file does not open, or does not hold what the ledger says it must.
+
+    ``hard`` damage (the file opens but is not what it must be) is cleared
+    only by ``rebuild``; a file that would not open is tried again now and then.
+    """
+
+    def __init__(self, why: str, hard: bool = True, day: str | None = None) -> None:
+        super().__init__(why)
+        self.hard = hard
+        self.day = day  # the day file's date, where known
+
+
+def open_h5(path: str, mode: str) -> tables.File:
+    """``tables.open_file``, its failures sorted into locked and damaged.
+
+    An OSError of the file system itself (disk full, permissions) passes as it is.
+    """
+    try:
+        return tables.open_file(path, mode)
+    except tables.HDF5ExtError as exc:
+        why = f'{path}: {str(exc).strip().splitlines()[0]}'
+        if 'unable to lock' in str(exc):
+            raise DayFileLocked(why) from None
+        raise DayFileDamaged(why, hard=False) from None
+    except (ValueError, TypeError, RecursionError, tables.NodeError) as exc:  # garbage that opened half
+        raise DayFileDamaged(f'{path}: {type(exc).__name__}: {exc}', hard=False) from None
+
+
+def node_map(h5: tables.File) -> dict[str, int]:
+    """{path: length} of every node under ``/`` (GROUP for a group); DayFileDamaged if unreadable."""
+    try:
+        return {
+            node._v_pathname: GROUP if isinstance(node, tables.Group) else int(node.nrows)
+            for node in h5.walk_nodes('/')
+            if node is not h5.root
+        }
+    except Exception as exc:
+        raise DayFileDamaged(
+            f'{h5.filename}: its nodes cannot be listed: {type(exc).__name__}: {exc}'
+        ) from None
 
 
 class DayFile:
     """A day file opened for appending; closed (and fsynced) by ``close``."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, day: str | None = None) -> None:
         self.path = path
+        self.day = day
         os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+        self.h5 = open_h5(path, 'a')
+
+    def _child(self, group: tables.Group, name: str, kind: type, dtype: Any = None) -> Any:
+        """The child ``name`` of ``group``, or None; DayFileDamaged if it is not a ``kind``."""
         try:
-            self.h5 = tables.open_file(path, 'a')
-        except (OSError, tables.HDF5ExtError) as exc:
-            raise DayFileUnavailable(f'{path}: {exc}') from None
+            node: Any = group._f_get_child(name)
+        except tables.NoSuchNodeError:
+            return None
+        if not isinstance(node, kind) or (dtype is not None and getattr(node, 'dtype', None) != dtype):
+            raise DayFileDamaged(
+                f'{self.path}: {node._v_pathname} is not the {kind.__name__} the layout says', day=self.day
+            )
+        return node
+
+    def node_map(self) -> dict[str, int]:
+        return node_map(self.h5)
 
     def node(self, path: str) -> Any:
         """The node at ``path``, or None."""
@@ -44,33 +103,25 @@ class DayFile:
             layout.cluster_group(cluster),
             layout.station_group(station_id),
         ):
-            try:
-                group = group._f_get_child(name)
-            except tables.NoSuchNodeError:
-                group = self.h5.create_group(group, name, title)
+            group = self._child(group, name, tables.Group) or self.h5.create_group(group, name, title)
         return group
 
     def table(self, group: tables.Group, code: str) -> tables.Table:
         event_type = EVENT_TYPES[code]
-        try:
-            return group._f_get_child(event_type.table)
-        except tables.NoSuchNodeError:
-            return self.h5.create_table(
-                group, event_type.table, layout.description(code), title=event_type.title
-            )
+        return self._child(group, event_type.table, tables.Table, layout.dtype(code)) or self.h5.create_table(
+            group, event_type.table, layout.description(code), title=event_type.title
+        )
 
     def blobs(self, group: tables.Group) -> tables.VLArray:
-        try:
-            return group._f_get_child(layout.BLOBS)
-        except tables.NoSuchNodeError:
-            return self.h5.create_vlarray(
-                group, layout.BLOBS, tables.VLStringAtom(), title=layout.BLOBS_TITLE
-            )
+        return self._child(group, layout.BLOBS, tables.VLArray) or self.h5.create_vlarray(
+            group, layout.BLOBS, tables.VLStringAtom(), title=layout.BLOBS_TITLE
+        )
 
     def close(self) -> None:
-        """Flush, close and fsync: once this returns the rows are durable."""
-        self.h5.close()
-        durable.fsync_file(self.path)
+        """Flush, close and fsync: once this returns the rows are durable. Closing twice is fine."""
+        if self.h5.isopen:
+            self.h5.close()
+            durable.fsync_file(self.path)
 
 
 def append_blobs(vlarray: tables.VLArray, blobs: list[bytes]) -> None:

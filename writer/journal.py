@@ -1,40 +1,46 @@
-"""The writer's journal: what a pass is about to change, so a crash can be undone.
+"""The writer's journal: what a pass is about to change, so that a crash is undone or finished.
 
 Before a pass appends anything it writes ``data_dir/writer.journal``
-(fsynced): the spool files it stores and, for every node it will touch, the
-node's length before the pass (-1: the node did not exist; a file recorded as
-None did not exist). Once the day files are closed and fsynced the journal is
-marked committed; then the spool files are removed, then the journal.
+(durably): the pass's id, the spool files it stores, and for every day file
+it will touch the whole node map before the pass (``nodes``, -1 for a group;
+``new`` for a file the pass creates). The pass counts as done once the
+ledger holds it (one fsynced SQLite transaction); then its spool files are
+archived (or removed) and the journal is removed.
 
-On start, ``recover``: an uncommitted journal means the pass may have left
-rows whose spool files are still in ``partial/``: the day file is rewritten
-with every node cut back to its recorded length (new nodes and new files
-removed) and the spool files are stored again. A committed journal means the
-rows are in: the spool files it names are removed. Either way each event ends
-up in its day file once.
+``recover``, on start and after a failed pass:
+
+- the ledger holds the pass: the rows are in; the spool files it names are
+  archived or removed, as the pass would have done.
+- it does not: every day file the pass touched is rewritten with every node
+  cut back to its journaled length (``rewrite``: beside it, verified, then
+  renamed over it; a file the pass created, unknown to the ledger, is
+  removed: it holds nothing but the pass's rows). The spool files wait in
+  ``partial/`` and are stored again. A day file whose copy does not verify is
+  left as it is and marked damaged in the ledger (only ``rebuild`` clears
+  that); its events wait.
+
+Either way each event ends up in its day file once.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
-from typing import Any, Optional
+from typing import Any
 
-import tables
-
-from datastore import durable
+from datastore import durable, ledger
 from datastore.datadir import WRITER_JOURNAL, DataDir
 
-from .dayfile import DayFileUnavailable
+from . import rewrite
+from .dayfile import DayFileDamaged, DayFileLocked
 
-# day file path -> {node path: length before the pass}, or None for a file the pass created
-Lengths = dict[str, Optional[dict[str, int]]]
+log = logging.getLogger('writer')
 
 
-def write(data_dir: DataDir, spool_names: list[str], files: Lengths, committed: bool = False) -> None:
+def write(data_dir: DataDir, entry: dict[str, Any]) -> None:
     """Write the journal durably (tmp, fsync, rename, fsync folder)."""
-    entry = json.dumps({'committed': committed, 'spool': spool_names, 'files': files})
-    durable.replace(data_dir.path(WRITER_JOURNAL), entry.encode('utf-8'))
+    durable.replace(data_dir.path(WRITER_JOURNAL), json.dumps(entry).encode('utf-8'))
 
 
 def read(data_dir: DataDir) -> dict[str, Any] | None:
@@ -49,64 +55,62 @@ def remove(data_dir: DataDir) -> None:
     durable.remove_all([data_dir.path(WRITER_JOURNAL)])
 
 
-def rollback(files: Lengths) -> None:
-    """Cut every recorded node back to its length; remove what was new.
+def finish(data_dir: DataDir, entry: dict[str, Any], archive_days: float) -> None:
+    """What a pass does once the ledger holds it: its spool files leave ``partial/``."""
+    if archive_days > 0:
+        data_dir.archive(entry['spool'], entry['stored'])
+    else:
+        data_dir.finish(entry['spool'])
 
-    Raises ``DayFileUnavailable`` when a day file is locked: the caller
-    retries later, the journal stays until the rollback completes.
+
+def rollback(data_dir: DataDir, book: ledger.Ledger, entry: dict[str, Any]) -> list[str]:
+    """Undo an uncommitted pass in every day file it touched; return the days left damaged.
+
+    DayFileLocked (another process holds a day file) and faults.DiskFull (no
+    room for a copy) propagate: the caller waits and tries again.
     """
-    for path, nodes in files.items():
-        if nodes is None:
-            if os.path.exists(path):
-                os.unlink(path)
-        elif os.path.exists(path):
-            rewrite(path, nodes)
-
-
-def rewrite(path: str, lengths: dict[str, int]) -> None:
-    """Replace the day file by a copy with each node cut to its ``lengths`` entry.
-
-    Cutting in place is not safe after a kill: a pass may have left rows past
-    a blobs array's recorded length in its chunks (even where that length
-    never grew) that refer to variable-length data it never wrote, and HDF5
-    frees that data before it writes over such a row, which then fails for
-    good. A copy takes only the rows before each cut. It is written beside
-    the day file and renamed over it, so a rollback killed midway leaves the
-    day file as it was.
-    """
-    new = path + '.rollback'
-    try:
-        source = tables.open_file(path, 'r')
-    except (OSError, tables.HDF5ExtError) as exc:
-        raise DayFileUnavailable(f'{path}: {exc}') from None
-    with source, tables.open_file(new, 'w', title=source.title) as copy:
-        source.root._v_attrs._f_copy(copy.root)
-        for node in source.walk_nodes('/'):
-            path_of = node._v_pathname
-            if node is source.root or any(lengths.get(p, 0) < 0 for p in _self_and_parents(path_of)):
+    damaged = []
+    for day, touched in entry['days'].items():
+        path = data_dir.day_file(*ledger.day_parts(day))
+        with data_dir.day_lock(day, wait=True):
+            if not os.path.exists(path):
                 continue
-            parent = copy.get_node(node._v_parent._v_pathname)
-            if isinstance(node, tables.Group):
-                node._f_copy(parent, recursive=False)
-            else:
-                node.copy(parent, stop=lengths.get(path_of))
-    durable.fsync_file(new)
-    durable.move(new, path)
+            if touched['new'] and not book.nodes(day):
+                durable.remove_all([path])  # it holds nothing but this pass's rows
+                continue
+            try:
+                rewrite.rewrite(data_dir, path, touched['nodes'])
+            except DayFileLocked:
+                raise
+            except (rewrite.Unverified, DayFileDamaged) as exc:
+                reason = f'undoing an unfinished pass failed, the file is kept as it is: {exc}'
+                book.mark_damaged(day, reason, hard=True)
+                log.error(
+                    'day file %s is damaged: %s; its events wait until `hisparc-datastore rebuild %s`',
+                    path,
+                    reason,
+                    day,
+                )
+                damaged.append(day)
+    return damaged
 
 
-def _self_and_parents(node_path: str) -> list[str]:
-    parts = node_path.split('/')
-    return ['/'.join(parts[:n]) for n in range(2, len(parts) + 1)]
-
-
-def recover(data_dir: DataDir) -> bool:
-    """Finish or undo the pass a crash interrupted; True when there was one."""
+def recover(data_dir: DataDir, book: ledger.Ledger, archive_days: float) -> bool:
+    """Finish or undo the pass a crash (or a failure) interrupted; True when there was one."""
     entry = read(data_dir)
     if entry is None:
         return False
-    if entry['committed']:
-        data_dir.finish(entry['spool'])
+    if book.committed(entry['pass']):
+        finish(data_dir, entry, archive_days)
+        log.warning('finished pass %s, which an earlier run had committed', entry['pass'])
     else:
-        rollback(entry['files'])
+        damaged = rollback(data_dir, book, entry)
+        log.warning(
+            'undid pass %s in %d day file(s)%s; its %d spool file(s) will be stored again',
+            entry['pass'],
+            len(entry['days']) - len(damaged),
+            f' ({len(damaged)} left damaged: {", ".join(damaged)})' if damaged else '',
+            len(entry['spool']),
+        )
     remove(data_dir)
     return True

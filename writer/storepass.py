@@ -2,32 +2,41 @@
 
 A pass claims up to ``[Writer] batch_files`` spool files (oldest first) by
 moving them into ``partial/``, converts their events, groups the rows per
-(day file, station, table) and appends each group with one ``Table.append``;
-then it closes (and fsyncs) every day file so readers can open them. See
-``journal`` for how a pass survives SIGKILL.
+(day file, station, table) and appends each group with one ``Table.append``.
+Before it writes a day file it holds the day's lock (``rebuild`` takes the
+same) and checks the file against the ledger: every node the ledger knows,
+at least at its known length. A file that is locked waits; one that is
+damaged is marked so, and the spool files with events for it wait in
+``incoming/``. The pass is journaled first (``journal``), and counts as done
+once the ledger holds it; then its spool files go to the archive.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
+import datetime
 import logging
 import os
 import time
 from typing import Any
 
-from datastore import events, spoolfile
+from datastore import events, ledger, spoolfile, stations
 from datastore.config import Config
 from datastore.datadir import INCOMING, PARTIAL, SUSPICIOUS, DataDir
 
-from . import journal, layout, rows
-from .dayfile import DayFile, DayFileUnavailable, append_blobs
+from . import faults, journal, rows
+from .dayfile import DayFile, DayFileDamaged, DayFileLocked, append_blobs
 
 log = logging.getLogger('writer')
 
 MIN_RETRY = 1.0  # seconds before a file waiting for a locked day is tried again
+DAMAGED_RETRY = 60.0  # seconds between looks at files waiting for a damaged day
+SOFT_RECHECK = 300.0  # seconds between tries to open a day file that would not open
 
 Day = tuple[int, int, int]
+BLOBS = 'blobs'  # the segment key of a station's blobs
 
 
 class SpoolFile:
@@ -40,6 +49,7 @@ class SpoolFile:
         self.name = os.path.basename(path)
         self.station_id: int = record['station_id']
         self.cluster: str = record['cluster']
+        self.events = len(record['event_list'])
         self.rows: list[rows.Row] = []
         sound, self.unfit = events.split(record['event_list'], minimum_year)
         for event in sound:
@@ -47,7 +57,15 @@ class SpoolFile:
                 self.rows.append(rows.convert(event, unknown_codes))
             except rows.Unfit as exc:
                 self.unfit.append((event, str(exc)))
-        self.days = {row.day for row in self.rows}
+        self.days = {ledger.day_key(*row.day) for row in self.rows}
+
+
+def record_problem(record: dict[str, Any]) -> str | None:
+    """Why a spool record cannot be stored as it is (a station or cluster that is no name)."""
+    number = record['station_id']
+    if not 0 <= number < 10**stations.MAX_NUMBER_DIGITS:
+        return f'station number {number} out of range'
+    return stations.cluster_problem(record['cluster'])
 
 
 class StationRows:
@@ -58,115 +76,100 @@ class StationRows:
         self.times: dict[str, list[tuple[int, ...]]] = collections.defaultdict(list)
         self.rows: dict[str, list[list[Any]]] = collections.defaultdict(list)
         self.blob_bases: dict[str, list[int]] = collections.defaultdict(list)
+        # code (or BLOBS) -> [spool name, first offset, count], consecutive per spool file
+        self.segments: dict[str, list[list[Any]]] = collections.defaultdict(list)
 
-    def add(self, row: rows.Row) -> None:
+    def _count(self, key: str, spool: str, offset: int, count: int) -> None:
+        if not count:
+            return
+        segments = self.segments[key]
+        if segments and segments[-1][0] == spool:
+            segments[-1][2] += count
+        else:
+            segments.append([spool, offset, count])
+
+    def add(self, row: rows.Row, spool: str) -> None:
+        self._count(row.code, spool, len(self.rows[row.code]), 1)
+        self._count(BLOBS, spool, len(self.blobs), len(row.blobs))
         self.times[row.code].append(row.times)
         self.rows[row.code].append(row.values)
         self.blob_bases[row.code].append(len(self.blobs))
         self.blobs.extend(row.blobs)
 
-    def append_to(self, day_file: DayFile, cluster: str, station_id: int) -> None:
+    def table_rows(self, code: str, first: int, blob_base: int) -> Any:
+        """The rows of type ``code`` as stored from row ``first`` on (a numpy structured array).
+
+        Their blob cells point at the station's blobs from ``blob_base`` on.
+        """
+        bases = [blob_base + base for base in self.blob_bases[code]]
+        return rows.PLANS[code].array(self.times[code], self.rows[code], first + 1, bases)
+
+    def append_to(self, day_file: DayFile, cluster: str, station_id: int) -> list[tuple[str, str, int, int]]:
+        """Append; return (spool, node path, first row, count) of every spool file's rows."""
         group = day_file.station(cluster, station_id)
         blobs = day_file.blobs(group)
-        blob_base = blobs.nrows
+        blob_base = int(blobs.nrows)
+        written = [
+            (spool, blobs._v_pathname, blob_base + offset, count)
+            for spool, offset, count in self.segments[BLOBS]
+        ]
         append_blobs(blobs, self.blobs)
-        for code, table_rows in self.rows.items():
+        for code in self.rows:
             table = day_file.table(group, code)
-            bases = [blob_base + base for base in self.blob_bases[code]]
-            table.append(rows.PLANS[code].array(self.times[code], table_rows, table.nrows + 1, bases))
-
-    def node_lengths(self, day_file: DayFile, cluster: str, station_id: int) -> dict[str, int]:
-        """Node path -> length (-1: absent) of every node ``append_to`` touches."""
-        station = layout.station_path(cluster, station_id)
-        groups = (layout.ROOT, station.rsplit('/', 1)[0], station)
-        leaves = [f'{station}/{layout.BLOBS}']
-        leaves += [f'{station}/{rows.PLANS[code].table}' for code in self.rows]
-        lengths = {path: -1 for path in groups if day_file.node(path) is None}
-        for path in leaves:
-            node = day_file.node(path)
-            lengths[path] = -1 if node is None else int(node.nrows)
-        return lengths
+            first = int(table.nrows)
+            table.append(self.table_rows(code, first, blob_base))
+            written += [
+                (spool, table._v_pathname, first + offset, count)
+                for spool, offset, count in self.segments[code]
+            ]
+        return written
 
 
 @dataclasses.dataclass
 class Stored:
-    """What a pass stored."""
+    """What a pass did."""
 
-    files: int = 0
+    files: int = 0  # spool files finished: stored, or set aside in failed/
     events: int = 0
+    failed: int = 0
     last_event: dict[int, int] = dataclasses.field(default_factory=dict)  # station -> timestamp
     unknown_codes: set[tuple[str, str]] = dataclasses.field(default_factory=set)
     seconds: float = 0.0
 
 
-class Passes:
-    """The writer's passes over the queue: what is queued and what waits for a locked day."""
+@dataclasses.dataclass
+class DayState:
+    day: str
+    path: str
+    new: bool
+    nodes: dict[str, int]  # before the pass
+    file: DayFile | None = None
 
-    def __init__(self, config: Config, data_dir: DataDir) -> None:
+
+class Passes:
+    """The writer's passes over the queue: what is queued, what waits, what is suspect."""
+
+    def __init__(self, config: Config, data_dir: DataDir, book: ledger.Ledger) -> None:
         self.config = config
         self.data_dir = data_dir
+        self.ledger = book
         self.queue: collections.deque[str] = collections.deque()
-        self.waiting: dict[str, float] = {}  # spool file name -> monotonic time to retry
+        self.waiting: dict[str, tuple[float, str]] = {}  # spool name -> (monotonic retry, why)
+        self.suspects: list[list[str]] = []  # groups of spool names to try alone (bisection)
+        self.soft_checked: dict[str, float] = {}  # day -> monotonic time of the last try
+        self.current: list[str] = []  # what the pass under way claimed
 
-    def store_pass(self) -> Stored | None:
-        """Store one batch of spool files; None if there was nothing to do."""
-        started = time.monotonic()
-        stored = Stored()
-        claimed = self.claim()
-        files = [f for f in (self.load(path, stored.unknown_codes) for path in claimed) if f]
-        if not files:
-            return stored if claimed else None
-        day_files, locked = self.open_existing({day for f in files for day in f.days})
-        ready = [f for f in files if not f.days & locked]
-        self.release([f for f in files if f.days & locked])
-        stations = self.group(ready)
-        used = {day for day, _, _ in stations}
-        for day in set(day_files) - used:
-            day_files.pop(day).close()
-        names = [f.name for f in ready]
-        lengths = self.node_lengths(day_files, stations)
-        journal.write(self.data_dir, names, lengths)
-        try:
-            for day in used - set(day_files):  # new files: only once the journal names them
-                day_files[day] = DayFile(self.data_dir.day_file(*day))
-            for (day, cluster, station_id), station_rows in stations.items():
-                station_rows.append_to(day_files[day], cluster, station_id)
-        finally:
-            for day_file in day_files.values():
-                day_file.close()
-        for f in ready:
-            self.hold_back(f)
-        journal.write(self.data_dir, names, lengths, committed=True)
-        self.data_dir.finish(names)
-        journal.remove(self.data_dir)
-        for f in ready:
-            stored.events += len(f.rows)
-            if f.rows:
-                last = max(row.timestamp for row in f.rows)
-                stored.last_event[f.station_id] = max(last, stored.last_event.get(f.station_id, 0))
-        stored.files = len(ready) + len(claimed) - len(files)
-        stored.seconds = time.monotonic() - started
-        return stored if stored.files else None
-
-    def node_lengths(
-        self, day_files: dict[Day, DayFile], stations: dict[tuple[Day, str, int], StationRows]
-    ) -> journal.Lengths:
-        """Day file path -> {node path: length} before the pass; None for a new file."""
-        lengths: journal.Lengths = {}
-        for (day, cluster, station_id), station_rows in stations.items():
-            path = self.data_dir.day_file(*day)
-            if day not in day_files:
-                lengths[path] = None
-                continue
-            known = lengths.get(path) or {}
-            known.update(station_rows.node_lengths(day_files[day], cluster, station_id))
-            lengths[path] = known
-        return lengths
+    # -- claiming -------------------------------------------------------------------
 
     def claim(self) -> list[str]:
-        """Spool files for this pass: those left in partial/, else the oldest queued."""
-        batch = self.config.batch_files
+        """Spool files for this pass: a suspect group, else those left in partial/, else the oldest queued."""
         left = self.data_dir.queued(PARTIAL)
+        while self.suspects:
+            group = [path for path in left if os.path.basename(path) in set(self.suspects[0])]
+            if group:
+                return group
+            self.suspects.pop(0)
+        batch = self.config.batch_files
         if left:
             return left[:batch]
         if not self.queue:
@@ -176,49 +179,158 @@ class Passes:
         while self.queue and len(chosen) < batch:
             path = self.queue.popleft()
             name = os.path.basename(path)
-            if self.waiting.get(name, 0) > now:
-                continue
-            self.waiting.pop(name, None)
+            if name in self.waiting:
+                if self.waiting[name][0] > now:
+                    continue
+                del self.waiting[name]
             chosen.append(path)
         return self.data_dir.claim(chosen)
 
-    def load(self, path: str, unknown_codes: set[tuple[str, str]]) -> SpoolFile | None:
+    def waits(self) -> dict[str, str]:
+        """Spool files waiting for a day file, and why."""
+        return {name: why for name, (_, why) in self.waiting.items()}
+
+    def suspect(self, claimed: list[str], reason: str) -> Stored:
+        """The pass of ``claimed`` failed on its data: try it again in halves.
+
+        A spool file that fails alone is the one: it goes to failed/.
+        """
+        stored = Stored()
+        if self.suspects:
+            self.suspects.pop(0)
+        if len(claimed) == 1:
+            self.fail(claimed[0], f'its pass fails: {reason}', stored)
+            return stored
+        names = [os.path.basename(path) for path in claimed]
+        half = (len(names) + 1) // 2
+        self.suspects[:0] = [names[:half], names[half:]]
+        return stored
+
+    # -- one pass ----------------------------------------------------------------------
+
+    def store_pass(self) -> Stored | None:
+        """Store one batch of spool files; None if there was nothing to do."""
+        started = time.monotonic()
+        stored = Stored()
+        claimed = self.current = self.claim()
+        if not claimed:
+            return None
+        faults.need_space(self.data_dir, sum(_size(path) for path in claimed), 'the pass')
+        files = [f for f in (self.load(path, stored) for path in claimed) if f]
+        with contextlib.ExitStack() as held:
+            ready_days, unavailable = self.open_days({day for f in files for day in f.days}, held)
+            ready = [f for f in files if not f.days & unavailable.keys()]
+            self.release([f for f in files if f.days & unavailable.keys()], unavailable)
+            if ready:
+                self.write(ready, ready_days, stored)
+        if not stored.files:
+            return None
+        stored.seconds = time.monotonic() - started
+        return stored
+
+    def write(self, ready: list[SpoolFile], days: dict[str, DayState], stored: Stored) -> None:
+        pass_id = time.time_ns()
+        today = datetime.datetime.now(datetime.timezone.utc).date().isoformat()
+        names = [f.name for f in ready]
+        touched = {day for f in ready for day in f.days}
+        for day in set(days) - touched:  # opened, but nothing of this pass goes there
+            days.pop(day).file.close()  # type: ignore[union-attr]
+        journal.write(
+            self.data_dir,
+            {
+                'pass': pass_id,
+                'pid': os.getpid(),
+                'stored': today,
+                'spool': names,
+                'days': {day: {'new': state.new, 'nodes': state.nodes} for day, state in days.items()},
+            },
+        )
+        segments: dict[str, list[tuple[str, str, int, int]]] = collections.defaultdict(list)
+        after: dict[str, dict[str, int]] = {}
+        try:
+            opened = {
+                day: state.file or DayFile(state.path, day)  # new files: once the journal names them
+                for day, state in days.items()
+            }
+            for day, state in days.items():
+                state.file = opened[day]
+            for (day, cluster, station_id), station_rows in self.group(ready).items():
+                for spool, node, first, count in station_rows.append_to(opened[day], cluster, station_id):
+                    segments[spool].append((day, node, first, count))
+            for day, state in days.items():
+                after[day] = state.file.node_map()  # type: ignore[union-attr]
+        finally:
+            for state in days.values():
+                if state.file is not None:
+                    state.file.close()
+        for f in ready:
+            self.hold_back(f)
+        archiving = self.config.archive_days > 0
+        self.ledger.commit_pass(
+            pass_id,
+            [
+                ledger.SpoolEntry(
+                    f.name,
+                    f.station_id,
+                    f.cluster,
+                    f.events,
+                    len(f.unfit),
+                    self.data_dir.archive_path(today, f.name) if archiving else None,
+                    segments[f.name],
+                )
+                for f in ready
+            ],
+            after,
+        )
+        journal.finish(self.data_dir, {'spool': names, 'stored': today}, self.config.archive_days)
+        journal.remove(self.data_dir)
+        for f in ready:
+            stored.events += len(f.rows)
+            if f.rows:
+                last = max(row.timestamp for row in f.rows)
+                stored.last_event[f.station_id] = max(last, stored.last_event.get(f.station_id, 0))
+        stored.files += len(ready)
+
+    # -- spool files ---------------------------------------------------------------------
+
+    def load(self, path: str, stored: Stored) -> SpoolFile | None:
+        """The spool file at ``path``, converted; None if it went to failed/ instead."""
         try:
             record = spoolfile.load(path)
         except (spoolfile.SpoolError, OSError) as exc:
-            self.data_dir.fail(path)
-            log.error('%s: unreadable spool file, moved to failed/: %s', os.path.basename(path), exc)
+            self.fail(path, f'unreadable spool file: {exc}', stored)
             return None
-        return SpoolFile(path, record, self.config.minimum_year, unknown_codes)
+        problem = record_problem(record)
+        if problem:
+            self.fail(path, problem, stored)
+            return None
+        return SpoolFile(path, record, self.config.minimum_year, stored.unknown_codes)
 
-    def open_existing(self, days: set[Day]) -> tuple[dict[Day, DayFile], set[Day]]:
-        """Open the existing day files of ``days``; return them and the days that are locked."""
-        day_files, locked = {}, set()
-        for day in sorted(days):
-            path = self.data_dir.day_file(*day)
-            if not os.path.exists(path):
-                continue
-            try:
-                day_files[day] = DayFile(path)
-            except DayFileUnavailable as exc:
-                log.warning('day file locked by another process (or unreadable); its events wait: %s', exc)
-                locked.add(day)
-        return day_files, locked
+    def fail(self, path: str, reason: str, stored: Stored) -> None:
+        """Set a spool file aside in failed/, byte for byte, with its reason."""
+        name = os.path.basename(path)
+        self.ledger.record_failure(name, reason)
+        self.data_dir.fail(path)
+        log.error('%s: moved to failed/: %s', name, reason)
+        stored.files += 1
+        stored.failed += 1
 
-    def release(self, files: list[SpoolFile]) -> None:
-        """Put spool files that wait for a locked day file back in incoming/."""
-        retry = time.monotonic() + max(self.config.sleep, MIN_RETRY)
-        for path in self.data_dir.release([f.path for f in files]):
-            self.waiting[os.path.basename(path)] = retry
+    def release(self, files: list[SpoolFile], unavailable: dict[str, tuple[float, str]]) -> None:
+        """Put spool files that wait for a day file back in incoming/, with the day's retry time."""
+        now = time.monotonic()
+        for f in files:
+            retry, why = max(unavailable[day] for day in f.days & unavailable.keys())
+            self.waiting[f.name] = (now + retry, why)
+        self.data_dir.release([f.path for f in files])
 
     @staticmethod
-    def group(files: list[SpoolFile]) -> dict[tuple[Day, str, int], StationRows]:
+    def group(files: list[SpoolFile]) -> dict[tuple[str, str, int], StationRows]:
         """(day, cluster, station) -> StationRows, rows in the order of the files."""
-        stations: dict[tuple[Day, str, int], StationRows] = collections.defaultdict(StationRows)
+        groups: dict[tuple[str, str, int], StationRows] = collections.defaultdict(StationRows)
         for f in files:
             for row in f.rows:
-                stations[row.day, f.cluster, f.station_id].add(row)
-        return stations
+                groups[ledger.day_key(*row.day), f.cluster, f.station_id].add(row, f.name)
+        return groups
 
     def hold_back(self, f: SpoolFile) -> None:
         """Deliver the events of ``f`` that cannot be stored to suspicious/."""
@@ -236,3 +348,87 @@ class Passes:
             name,
             '; '.join(f'{reason} (x{n})' if n > 1 else reason for reason, n in reasons.items()),
         )
+
+    # -- day files -----------------------------------------------------------------------
+
+    def open_days(
+        self, days: set[str], held: contextlib.ExitStack
+    ) -> tuple[dict[str, DayState], dict[str, tuple[float, str]]]:
+        """Lock, open and check the day files of ``days``.
+
+        Returns the ready ones, and for the others (seconds before a retry, why).
+        """
+        ready: dict[str, DayState] = {}
+        unavailable: dict[str, tuple[float, str]] = {}
+        damaged = self.ledger.damaged() if days else {}
+        retry = max(self.config.sleep, MIN_RETRY)
+        for day in sorted(days):
+            damage = damaged.get(day)
+            if damage and (damage.hard or time.monotonic() - self.soft_checked.get(day, 0) < SOFT_RECHECK):
+                unavailable[day] = (DAMAGED_RETRY, f'day file {day} damaged: {damage.reason}')
+                continue
+            if not held.enter_context(self.data_dir.day_lock(day)):
+                unavailable[day] = (retry, f'day file {day} is being rebuilt')
+                continue
+            try:
+                state = self.open_day(day)
+            except DayFileLocked as exc:
+                log.warning('day file locked by another process; its events wait: %s', exc)
+                unavailable[day] = (retry, f'day file {day} locked by another process')
+                continue
+            except DayFileDamaged as exc:
+                self.soft_checked[day] = time.monotonic()
+                self.ledger.mark_damaged(day, str(exc), hard=exc.hard)
+                log.error(
+                    'day file %s is damaged: %s; its events wait (hisparc-datastore rebuild %s)',
+                    day,
+                    exc,
+                    day,
+                )
+                unavailable[day] = (DAMAGED_RETRY, f'day file {day} damaged: {exc}')
+                continue
+            if damage:
+                self.ledger.clear_damage(day)
+                log.warning('day file %s opens and holds what the ledger says again', day)
+            if state.file is not None:
+                held.callback(state.file.close)
+            ready[day] = state
+        return ready, unavailable
+
+    def open_day(self, day: str) -> DayState:
+        """The day file of ``day``, opened and checked against the ledger (DayFileDamaged if it fails)."""
+        path = self.data_dir.day_file(*ledger.day_parts(day))
+        known = self.ledger.nodes(day)
+        if not os.path.exists(path):
+            if known:
+                raise DayFileDamaged(f'the day file is gone: the ledger knows {len(known)} nodes of it')
+            return DayState(day, path, new=True, nodes={})
+        day_file = DayFile(path, day)
+        try:
+            actual = day_file.node_map()
+        except BaseException:
+            day_file.h5.close()
+            raise
+        problems = [
+            f'{node} missing'
+            if node not in actual
+            else f'{node} has {actual[node]} rows, the ledger {length}'
+            for node, length in known.items()
+            if node not in actual or actual[node] < length
+        ]
+        if problems:
+            day_file.h5.close()
+            raise DayFileDamaged(f'does not hold what the ledger says: {"; ".join(problems[:5])}')
+        grown = [node for node, length in actual.items() if node not in known or length > known[node]]
+        if known and grown:
+            log.warning(
+                'day file %s grew outside this writer (%s); adopting it as it is', day, ', '.join(grown[:5])
+            )
+        return DayState(day, path, new=False, nodes=actual, file=day_file)
+
+
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0

@@ -5,6 +5,12 @@
 (``journal``), then passes (``storepass``) until stopped, sleeping while the
 queue is empty, pausing while ``data_dir/writer.pause`` exists, stopping
 cleanly on SIGTERM/SIGINT. It reports its state in ``writer.status``.
+
+It never exits over a fault it can wait out. A fault of the storage (disk
+full, an I/O error, a locked day file) is waited out (state ``waiting``, with
+the reason) and the pass retried; a damaged day file holds only the events
+for that day. A pass that fails on its data is retried in halves until the
+spool file that fails alone is found; that one goes to ``failed/``.
 """
 
 from __future__ import annotations
@@ -17,14 +23,15 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from types import FrameType
 
 from datastore import config as config_mod
-from datastore import writerstate
+from datastore import ledger, writerstate
 from datastore.datadir import PARTIAL, WRITER_LOCK, WRITER_PAUSE, WRITER_STATUS, DataDir
 
-from . import journal
-from .dayfile import DayFileUnavailable
+from . import audit, faults, journal
+from .dayfile import DayFileDamaged, DayFileLocked
 from .progress import Progress
 from .storepass import MIN_RETRY, Passes, Stored
 
@@ -32,6 +39,9 @@ log = logging.getLogger('writer')
 
 PAUSE_POLL = 1.0  # seconds between looks at the pause file
 STATUS_INTERVAL = 5.0  # seconds between status updates while idle
+STORAGE_RETRY = 10.0  # seconds between tries while the storage is at fault
+HOUSEKEEPING_INTERVAL = 600.0  # seconds between archive sweeps and light audits
+DAY = 86400.0
 
 
 class AlreadyRunning(Exception):
@@ -43,20 +53,26 @@ class Writer:
 
     def __init__(self, config: config_mod.Config) -> None:
         self.config = config
-        self.data_dir = DataDir(config.data_dir)
-        self.passes = Passes(config, self.data_dir)
+        self.data_dir = DataDir(config.data_dir, config.archive_dir or None)
+        self.ledger = ledger.Ledger(self.data_dir)
+        self.passes = Passes(config, self.data_dir, self.ledger)
         self.stop = threading.Event()
         self.state: str | None = None
+        self.reason: str | None = None  # what the writer waits for
         self.status_written = 0.0
+        self.housekept = 0.0
         self.events_stored = 0
+        self.files_failed = 0
         self.last_stored: dict[str, int] = {}  # station id (str) -> last stored event timestamp
         self.progress: Progress | None = None
-        self.failed = False  # a pass failed (``--once`` then stops and says so)
+        self.once = False
 
     # -- the loop -----------------------------------------------------------
 
     def run(self, once: bool = False) -> None:
-        self.data_dir.ensure()
+        self.once = once
+        if not self.wait_out(self.data_dir.ensure):
+            return
         with open(self.data_dir.path(WRITER_LOCK), 'a') as lock:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -64,7 +80,7 @@ class Writer:
                 raise AlreadyRunning(f'another writer is running on {self.data_dir.root}') from None
             previous = writerstate.read(self.data_dir)
             self.last_stored = dict(previous.stations) if previous else {}
-            if self.recover():
+            if self.wait_out(self.recover):
                 self.drain(once)
 
     def drain(self, once: bool) -> None:
@@ -77,11 +93,13 @@ class Writer:
                     break
                 self.idle('paused', PAUSE_POLL)
                 continue
-            if self.safe_pass():
+            outcome = self.safe_pass()
+            if outcome == 'stored':
                 self.set_state('storing')
-            elif once:  # drained, or a pass failed
+            elif once:  # drained, or something waits
                 break
-            else:
+            elif outcome == 'idle':
+                self.housekeeping()
                 self.idle('idle', self.config.sleep)
         if self.progress:
             self.progress.finish()
@@ -89,28 +107,37 @@ class Writer:
     def request_stop(self, _signum: int | None = None, _frame: FrameType | None = None) -> None:
         self.stop.set()
 
-    def idle(self, state: str, seconds: float) -> None:
-        self.set_state(state)
+    def idle(self, state: str, seconds: float, reason: str | None = None) -> None:
+        self.set_state(state, reason)
         self.stop.wait(seconds)
 
-    def recover(self) -> bool:
-        """Undo or finish a pass a crash interrupted; False if stopped meanwhile."""
+    def wait_out(self, step: Callable[[], object]) -> bool:
+        """Run ``step()`` until the storage lets it; False if stopped (or, ``--once``, it had to wait)."""
         while not self.stop.is_set():
             try:
-                recovered = journal.recover(self.data_dir)
-            except DayFileUnavailable as exc:
-                log.warning('cannot undo the unfinished pass yet, day file locked: %s', exc)
-                self.idle('idle', max(self.config.sleep, MIN_RETRY))
-                continue
-            if recovered:
-                log.warning('finished the pass an earlier run left unfinished')
-            return True
+                step()
+            except DayFileLocked as exc:
+                reason = f'a day file is locked by another process: {exc}'
+            except Exception as exc:
+                storage = faults.storage_reason(exc, self.data_dir)
+                if storage is None:
+                    raise
+                reason = storage
+            else:
+                return True
+            log.warning('waiting: %s', reason)
+            self.reason = reason
+            if self.once:
+                return False
+            self.idle('waiting', STORAGE_RETRY, reason)
         return False
 
-    def safe_pass(self) -> bool:
-        """One pass; True if it finished any file.
+    def recover(self) -> None:
+        """Undo or finish a pass a crash (or a failure) interrupted."""
+        journal.recover(self.data_dir, self.ledger, self.config.archive_days)
 
-        An unexpected error is logged, undone and retried later.
+    def safe_pass(self) -> str:
+        """One pass: 'stored' (it finished files), 'idle' (nothing to do) or 'waiting' (storage).
 
         The cyclic garbage collector is paused during the pass: the pass
         builds some 10^5 containers (unpickled events, rows) that hold no
@@ -119,21 +146,48 @@ class Writer:
         gc.disable()
         try:
             stored = self.passes.store_pass()
-        except Exception:
-            log.exception('pass failed; undoing it and retrying later')
-            self.failed = True
-            self.stop.wait(max(self.config.sleep, MIN_RETRY))
-            self.recover()
-            return False
+        except Exception as exc:
+            return self.failed_pass(exc)
         finally:
             gc.enable()
+        self.reason = None
         if stored is None:
-            return False
+            return 'idle'
         self.account(stored)
-        return True
+        return 'stored'
+
+    def failed_pass(self, exc: Exception) -> str:
+        """Undo a failed pass; wait if the storage is at fault, else find the spool file that fails."""
+        claimed = self.passes.current
+        reason = faults.storage_reason(exc, self.data_dir)
+        if isinstance(exc, DayFileDamaged) and exc.day:  # found while writing it: keep off it
+            self.ledger.mark_damaged(exc.day, str(exc), hard=exc.hard)
+            log.error(
+                'day file %s is damaged: %s; its events wait (hisparc-datastore rebuild %s)',
+                exc.day,
+                exc,
+                exc.day,
+            )
+        if reason is None:
+            log.error('pass of %d spool file(s) failed on their data; undoing it', len(claimed), exc_info=exc)
+        else:
+            log.warning('pass failed, the storage is at fault: %s; undoing it', reason)
+        if not self.wait_out(self.recover):
+            return 'waiting'
+        if isinstance(exc, DayFileDamaged) and exc.day:
+            return 'stored'  # the next pass lets that day's files wait and stores the others
+        if reason is not None:
+            self.reason = reason
+            if not self.once:
+                self.idle('waiting', STORAGE_RETRY, reason)
+            return 'waiting'
+        stored = self.passes.suspect(claimed, f'{type(exc).__name__}: {exc}')
+        self.files_failed += stored.failed
+        return 'stored'
 
     def account(self, stored: Stored) -> None:
         self.events_stored += stored.events
+        self.files_failed += stored.failed
         for station, last in stored.last_event.items():
             key = str(station)
             self.last_stored[key] = max(last, self.last_stored.get(key, 0))
@@ -145,13 +199,41 @@ class Writer:
         if self.progress:
             self.progress.update(stored.files, stored.events)
 
+    # -- housekeeping -------------------------------------------------------------
+
+    def housekeeping(self, now: float | None = None) -> None:
+        """Between passes, now and then: age the archive out, prune the ledger, audit lightly."""
+        now = time.time() if now is None else now
+        if now - self.housekept < HOUSEKEEPING_INTERVAL:
+            return
+        self.housekept = now
+        try:
+            if self.config.archive_days > 0:
+                expired = self.ledger.expired_archive(now - self.config.archive_days * DAY)
+                if expired:
+                    self.data_dir.remove_archived([path for _, path in expired])
+                    self.ledger.unarchive([spool for spool, _ in expired])
+                    log.info(
+                        'removed %d archived spool file(s) whose day files are older than %g days',
+                        len(expired),
+                        self.config.archive_days,
+                    )
+            self.ledger.prune(now - self.config.audit_days * DAY)
+            audit.light(self.config, self.data_dir, self.ledger, now)
+        except Exception:
+            log.exception('housekeeping failed; trying again later')
+
     # -- status ---------------------------------------------------------------
 
-    def set_state(self, state: str) -> None:
+    def set_state(self, state: str, reason: str | None = None) -> None:
         now = time.time()
-        if state == self.state and state != 'storing' and now - self.status_written < STATUS_INTERVAL:
+        if (
+            (state, reason) == (self.state, self.reason)
+            and state != 'storing'
+            and now - self.status_written < STATUS_INTERVAL
+        ):
             return
-        self.state = state
+        self.state, self.reason = state, reason
         self.status_written = now
         try:
             writerstate.write(
@@ -162,10 +244,25 @@ class Writer:
                     updated=now,
                     events_stored=self.events_stored,
                     stations=self.last_stored,
+                    reason=reason,
                 ),
             )
         except OSError as exc:
             log.warning('cannot write %s: %s', self.data_dir.path(WRITER_STATUS), exc)
+
+    def leftovers(self) -> list[str]:
+        """What ``--once`` leaves undone, one line each (empty: all stored or held by the rules)."""
+        lines = []
+        if self.reason:
+            lines.append(f'waiting: {self.reason}')
+        for name, why in sorted(self.passes.waits().items()):
+            lines.append(f'{name} waits in incoming/: {why}')
+        left = len(self.data_dir.queued(PARTIAL))
+        if left:
+            lines.append(f'{left} spool file(s) wait in {PARTIAL}/ for the next run')
+        if self.files_failed:
+            lines.append(f'{self.files_failed} spool file(s) went to failed/ (see the log)')
+        return lines
 
 
 def writer(configfile: str, once: bool = False) -> None:
@@ -188,10 +285,11 @@ def writer(configfile: str, once: bool = False) -> None:
         print(f'hisparc-writer: {exc}', file=sys.stderr)
         raise SystemExit(1) from None
     log.info('writer stopped')
-    if once and app.failed:
-        print(
-            'hisparc-writer: a pass failed (see the log); its spool files wait in '
-            f'{PARTIAL}/ for the next run',
-            file=sys.stderr,
-        )
-        raise SystemExit(1)
+    if once:
+        left = app.leftovers()
+        if left:
+            print('hisparc-writer: not everything was stored:\n  ' + '\n  '.join(left), file=sys.stderr)
+            raise SystemExit(1)
+
+
+__all__ = ['MIN_RETRY', 'AlreadyRunning', 'Writer', 'writer']

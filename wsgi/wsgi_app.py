@@ -17,6 +17,7 @@ import contextlib
 import dataclasses
 import hmac
 import logging
+import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -71,7 +72,7 @@ def do_init(configfile: str) -> Endpoint:
             config,
             data_dir,
             StationList(config.station_list),
-            Received(data_dir, config.resend_window_seconds),
+            Received(data_dir, config.resend_window_seconds, config.audit_days * config_mod.DAY),
         )
         _endpoints[configfile] = endpoint
         log.info('upload endpoint ready (config %s)', configfile)
@@ -142,9 +143,11 @@ def accept(endpoint: Endpoint, number: int, fields: dict[str, bytes]) -> Outcome
         if _seen(received, number, checksum):
             return Outcome(rcodes.OK, 'a resend of a batch already stored', station=number)
         event_list = unpickle(pickled)
-        where = store(endpoint, station, event_list, pickled)
-        _record(received, number, checksum)
-    return Outcome(rcodes.OK, where, station=number, events=len(event_list))
+        files = store(endpoint, station, event_list, pickled)
+        with storage('recording the batch'):
+            received.record(number, checksum, len(event_list), files)
+    where = ', '.join(f'{n} in {folder}/' for folder, _, n in files) or 'nothing'
+    return Outcome(rcodes.OK, f'stored: {where}', station=number, events=len(event_list))
 
 
 def unpickle(pickled: bytes) -> list[Any]:
@@ -155,8 +158,10 @@ def unpickle(pickled: bytes) -> list[Any]:
     return event_list
 
 
-def store(endpoint: Endpoint, station: Station, event_list: list[Any], pickled: bytes) -> str:
-    """Spool the sound events in incoming/, the others in suspicious/; say where."""
+def store(
+    endpoint: Endpoint, station: Station, event_list: list[Any], pickled: bytes
+) -> list[tuple[str, str, int]]:
+    """Spool the sound events in incoming/, the others in suspicious/; (folder, name, events) of each."""
     good, held = events.split(event_list, endpoint.config.minimum_year)
     # suspicious/ first: if incoming/ then fails, the resend duplicates only
     # events held for review, never rows in the datastore.
@@ -169,10 +174,13 @@ def store(endpoint: Endpoint, station: Station, event_list: list[Any], pickled: 
         ]
     except Exception as exc:  # RecursionError for a deeply nested value
         raise safepickle.PickleRefused(f'the events cannot be spooled: {type(exc).__name__}: {exc}') from None
+    delivered = []
     with storage('spooling'):
-        for folder, payload, _ in files:
-            endpoint.data_dir.deliver(folder, unique_name(station.number), payload)
-    return 'stored: ' + (', '.join(f'{n} in {folder}/' for folder, _, n in files) or 'nothing')
+        for folder, payload, count in files:
+            name = unique_name(station.number)
+            endpoint.data_dir.deliver(folder, name, payload)
+            delivered.append((folder, name, count))
+    return delivered
 
 
 def _spool_payload(station: Station, batch: list[Any], pickled: bytes | None) -> bytes:
@@ -188,26 +196,20 @@ def _spool_payload(station: Station, batch: list[Any], pickled: bytes | None) ->
 
 @contextlib.contextmanager
 def storage(what: str) -> Iterator[None]:
-    """Turn an OSError into a 404, logged at ERROR with what failed."""
+    """Turn an OSError (or an SQLite error) into a 404, logged at ERROR with what failed."""
     try:
         yield
-    except OSError as exc:
+    except (OSError, sqlite3.Error) as exc:
         log.error('storage unavailable: %s failed', what, exc_info=exc)
         raise Refused(f'{what} failed: {exc}', rcodes.STORAGE_UNAVAILABLE) from None
 
 
-# The resend record only saves work and duplicates: if it fails, the upload
-# is still checked and stored, and the failure is logged.
+# Looking up a resend only saves work and a duplicate: if it fails, the upload
+# is checked and stored as new (recording it then answers 404 if the record
+# is truly unavailable), and the failure is logged.
 def _seen(received: Received, number: int, checksum: str) -> bool:
     try:
         return received.seen(number, checksum)
     except Exception:
-        log.exception('resend record unavailable; treating the batch as new')
+        log.exception('batch record unavailable; treating the batch as new')
         return False
-
-
-def _record(received: Received, number: int, checksum: str) -> None:
-    try:
-        received.record(number, checksum)
-    except Exception:
-        log.exception('resend record unavailable; the batch is stored but not recorded')

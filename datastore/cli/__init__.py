@@ -36,7 +36,21 @@ def commands() -> Iterator[Command]:
     else:
         found = importlib.metadata.entry_points().get(ENTRY_POINTS, ())
     for entry in found:
-        yield from entry.load().COMMANDS
+        try:
+            module = entry.load()
+        except ImportError as exc:  # the endpoint alone: no PyTables
+            yield _missing(entry.name, exc)
+        else:
+            yield from module.COMMANDS
+
+
+def _missing(name: str, exc: ImportError) -> Command:
+    def run(_args: argparse.Namespace) -> int:
+        raise Failure(f"needs the writer's packages (pip install '.[writer]'): {exc}")
+
+    return Command(
+        name, f"(needs the writer's packages: {exc.name})", run, lambda _parser: None, config=False
+    )
 
 
 def parser() -> argparse.ArgumentParser:

@@ -29,8 +29,9 @@ def run(args: argparse.Namespace) -> int:
         )
     )
     if writer['running']:
+        state = f'{writer["state"]}: {writer["reason"]}' if writer['reason'] else writer['state']
         print(
-            f'writer     running (pid {writer["pid"]}, {writer["state"]}, '
+            f'writer     running (pid {writer["pid"]}, {state}, '
             f'reported {ago(now - writer["updated"])} ago), '
             f'{writer["events_stored"]} events stored since it started'
         )
@@ -40,6 +41,15 @@ def run(args: argparse.Namespace) -> int:
         print(f'writer     NOT RUNNING (last report {ago(now - writer["updated"])} ago, pid {writer["pid"]})')
     if writer['paused']:
         print(f'           paused: {datadir.WRITER_PAUSE} exists (hisparc-datastore resume)')
+    for day, reason in figures['damaged_days'].items():
+        print(f'damaged    {day}: {reason}')
+        print(f'           its events wait; hisparc-datastore rebuild {day}')
+    last = figures['audit']
+    if last:
+        print(
+            f'audit      {last["unaccounted"]} of {last["batches"]} batch(es) unaccounted for '
+            f'(last audit {ago(now - last["time"])} ago{", deep" if last["deep"] else ""})'
+        )
     if figures['stations']:
         print(f'\n{"station":>7}  {"last upload (UTC)":<36}last stored event (UTC)')
         for number, entry in figures['stations'].items():

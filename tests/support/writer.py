@@ -128,3 +128,32 @@ def plain(expected):
 def trace_samples(blob):
     """How publicdb reads a trace."""
     return zlib.decompress(blob).decode().split(',')
+
+
+PASSWORDS = {501: 's3cret', 502: 'pa ss'}  # of make_config's default station list
+
+
+def upload(config_path, events, station=501):
+    """Post ``events`` to the endpoint in this process, as a station does; assert the 100."""
+    import io
+
+    from datastore import protocol
+    from wsgi import wsgi_app
+
+    body = protocol.encode(station, PASSWORDS[station], py2pickle.dumps(events))
+    environ = {'CONTENT_LENGTH': str(len(body)), 'wsgi.input': io.BytesIO(body), 'REMOTE_ADDR': '127.0.0.1'}
+    reply = b''.join(wsgi_app.application(environ, lambda *args: None, configfile=str(config_path)))
+    assert reply == b'100', reply
+
+
+def contents(path):
+    """{node path: its rows as bytes (tables) or list of bytes (blobs)} of a day file."""
+    import tables
+
+    with tables.open_file(path) as h5:
+        return {
+            node._v_pathname: node.read().tobytes()
+            if isinstance(node, tables.Table)
+            else [bytes(b) for b in node.read()]
+            for node in h5.walk_nodes('/', 'Leaf')
+        }

@@ -1,0 +1,393 @@
+"""``hisparc-datastore rebuild YYYY-MM-DD``: a day file made again from the archive.
+
+Every node the ledger knows the day file has is filled, position by
+position, from the archived spool files the ledger says those rows came from
+(``replay``), and where the archive does not reach (rows older than the
+archive, or stored by the previously deployed writer) from the readable rows
+of the existing file. The result is written beside the day file, checked
+(every known node at its known length, every row as planned), and only then
+renamed over it; the old file stays beside it as
+``YYYY_M_D.h5.before-rebuild-<UTC time>`` (publicdb's scan for ``*.h5`` does
+not pick it up) until the operator removes it. The writer keeps off the day
+meanwhile (the day's lock).
+
+A healthy day file rebuilt gives the same rows in the same order, with the
+same event ids and blob indexes. When neither the archive nor the existing
+file has some rows, ``rebuild`` refuses and lists them; ``--accept-loss``
+rebuilds what can be (later rows move up, event ids and blob indexes are
+renumbered) and logs exactly what was lost. Where the archive and a readable
+existing row disagree it refuses too (``--trust-archive`` takes the archive's).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import contextlib
+import dataclasses
+import datetime
+import logging
+import os
+from typing import Any
+
+import numpy as np
+import tables
+
+from datastore import config as config_mod
+from datastore import durable, ledger
+from datastore.cli.common import Command, Failure, date, load_config
+from datastore.datadir import DataDir
+from datastore.eventtypes import EVENT_TYPES
+
+from . import faults, layout, replay
+from .dayfile import GROUP, DayFileUnavailable, append_blobs, open_h5
+
+log = logging.getLogger('writer.rebuild')
+
+CODES = {event_type.table: code for code, event_type in EVENT_TYPES.items()}
+
+
+@dataclasses.dataclass
+class Piece:
+    first: int
+    data: Any  # structured array (table) or list of bytes (blobs)
+    source: str  # 'archive' or 'file'
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+
+@dataclasses.dataclass
+class Plan:
+    """What the rebuilt day file will hold, and what it cannot."""
+
+    day: str
+    nodes: dict[str, int]
+    titles: dict[str, str]
+    pieces: dict[str, list[Piece]] = dataclasses.field(default_factory=dict)
+    lost: dict[str, list[tuple[int, int]]] = dataclasses.field(default_factory=dict)
+    unreplayable: list[str] = dataclasses.field(default_factory=list)
+    mismatches: list[str] = dataclasses.field(default_factory=list)
+    archive_rows: int = 0
+    file_rows: int = 0
+
+
+class Refused(Exception):
+    """The rebuild would lose or change rows; the message lists them."""
+
+
+# -- planning --------------------------------------------------------------------
+
+
+def _rows(node: Any, start: int, stop: int) -> Any:
+    data = node.read(start, stop)
+    return data if isinstance(data, np.ndarray) else [bytes(b) for b in data]
+
+
+def readable(node: Any, start: int, stop: int) -> tuple[list[Piece], list[tuple[int, int]]]:
+    """The rows of ``node`` in [start, stop) that can be read, and the ranges that cannot."""
+    try:
+        return [Piece(start, _rows(node, start, stop), 'file')], []
+    except Exception:  # an HDF5 error reading damaged chunks
+        if stop - start == 1:
+            return [], [(start, stop)]
+    pieces, lost = [], []
+    step = max(1, (stop - start + 15) // 16)
+    for part in range(start, stop, step):
+        more, gone = readable(node, part, min(part + step, stop))
+        pieces += more
+        lost += gone
+    return pieces, lost
+
+
+def _merge(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for start, stop in sorted(ranges):
+        if merged and merged[-1][1] == start:
+            merged[-1] = (merged[-1][0], stop)
+        else:
+            merged.append((start, stop))
+    return merged
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, np.ndarray):
+        return isinstance(b, np.ndarray) and a.dtype == b.dtype and a.tobytes() == b.tobytes()
+    return list(a) == list(b)
+
+
+def plan(config: config_mod.Config, data_dir: DataDir, book: ledger.Ledger, day: str) -> Plan:
+    """Where every row of ``day``'s file will come from."""
+    known = book.nodes(day)
+    if not known:
+        raise Failure(f'the ledger knows nothing of day {day}: the writer never stored into it')
+    path = data_dir.day_file(*ledger.day_parts(day))
+    titles = dict.fromkeys(known, '')
+    archived: dict[str, list[replay.Segment]] = collections.defaultdict(list)
+    the_plan = Plan(day, known, titles)
+    for entry in book.entries_of_day(day):
+        try:
+            segments = replay.replay(entry, day, config.minimum_year)
+        except replay.NotReplayable as exc:
+            the_plan.unreplayable.append(str(exc))
+            continue
+        for segment in segments:
+            archived[segment.node].append(segment)
+        station = layout.station_path(entry.cluster, entry.station)
+        titles[layout.ROOT] = layout.ROOT_TITLE
+        titles[station.rsplit('/', 1)[0]] = layout.cluster_group(entry.cluster)[1]
+        titles[station] = layout.station_group(entry.station)[1]
+    old = None
+    if os.path.exists(path):
+        try:
+            old = open_h5(path, 'r')
+        except DayFileUnavailable as exc:
+            log.warning('the existing day file does not open (%s): the archive is all there is', exc)
+    try:
+        for node, length in known.items():
+            if length == GROUP:
+                if old is not None:
+                    with contextlib.suppress(tables.NoSuchNodeError, tables.HDF5ExtError, ValueError):
+                        titles[node] = old.get_node(node)._v_title or titles[node]
+                continue
+            _plan_leaf(the_plan, node, length, archived[node], old)
+    finally:
+        if old is not None:
+            old.close()
+    return the_plan
+
+
+def _plan_leaf(the_plan: Plan, node: str, length: int, archived: list[replay.Segment], old: Any) -> None:
+    pieces: list[Piece] = []
+    covered = 0
+    old_node = None
+    if old is not None:
+        try:
+            old_node = old.get_node(node)
+        except (tables.NoSuchNodeError, tables.HDF5ExtError, ValueError):
+            old_node = None
+    old_length = int(old_node.nrows) if old_node is not None else 0
+    lost: list[tuple[int, int]] = []
+
+    def from_file(start: int, stop: int) -> None:
+        if start >= stop:
+            return
+        usable = min(stop, old_length) if old_node is not None else start
+        if usable > start:
+            more, gone = readable(old_node, start, usable)
+            pieces.extend(more)
+            lost.extend(gone)
+        if usable < stop:
+            lost.append((max(start, usable), stop))
+
+    for segment in sorted(archived, key=lambda s: s.first):
+        if segment.first < covered or segment.first + len(segment.data) > length:
+            the_plan.mismatches.append(f'{node}: archived rows at {segment.first} overlap or overrun')
+            continue
+        from_file(covered, segment.first)
+        pieces.append(Piece(segment.first, segment.data, 'archive'))
+        covered = segment.first + len(segment.data)
+        if old_node is not None and covered <= old_length:
+            try:
+                stored = _rows(old_node, segment.first, covered)
+            except Exception:  # noqa: S112 (unreadable there: the archive's rows are all we have)
+                continue
+            if not _same(stored, segment.data):
+                the_plan.mismatches.append(f'{node}: rows {segment.first}-{covered} differ from the archive')
+    from_file(covered, length)
+    pieces.sort(key=lambda p: p.first)
+    the_plan.pieces[node] = pieces
+    the_plan.archive_rows += sum(len(p) for p in pieces if p.source == 'archive')
+    the_plan.file_rows += sum(len(p) for p in pieces if p.source == 'file')
+    if lost:
+        the_plan.lost[node] = _merge(lost)
+
+
+# -- writing -------------------------------------------------------------------
+
+
+def _renumbered(the_plan: Plan) -> dict[str, int]:
+    """With rows lost: drop them, renumber event ids, point blob cells at the moved blobs."""
+    lengths = {}
+    blob_maps: dict[str, np.ndarray] = {}
+    for node, length in the_plan.nodes.items():
+        if node.endswith('/' + layout.BLOBS):
+            keep = np.full(max(length, 0), -1, dtype=np.int64)
+            new = 0
+            for piece in the_plan.pieces.get(node, []):
+                keep[piece.first : piece.first + len(piece)] = np.arange(new, new + len(piece))
+                new += len(piece)
+            blob_maps[node.rsplit('/', 1)[0]] = keep
+    for node, length in the_plan.nodes.items():
+        if length == GROUP:
+            lengths[node] = GROUP
+            continue
+        new = 0
+        for piece in the_plan.pieces.get(node, []):
+            if isinstance(piece.data, np.ndarray):
+                piece.data = piece.data.copy()
+                piece.data['event_id'] = np.arange(new + 1, new + 1 + len(piece))
+                blob_map = blob_maps.get(node.rsplit('/', 1)[0])
+                code = CODES.get(node.rsplit('/', 1)[1])
+                for column in (c.name for c in EVENT_TYPES[code].columns if c.blob) if code else ():
+                    cells = piece.data[column]
+                    mapped = (
+                        np.where(cells >= 0, blob_map[np.clip(cells, 0, len(blob_map) - 1)], -1)
+                        if blob_map is not None and len(blob_map)
+                        else np.full_like(cells, -1)
+                    )
+                    piece.data[column] = mapped
+            piece.first = new
+            new += len(piece)
+        lengths[node] = new
+    return lengths
+
+
+def write(the_plan: Plan, path: str, lengths: dict[str, int]) -> None:
+    with tables.open_file(path, 'w') as h5:
+        for node in sorted(lengths, key=lambda n: (n.count('/'), n)):
+            parent, name = node.rsplit('/', 1)
+            parent = parent or '/'
+            if lengths[node] == GROUP:
+                h5.create_group(parent, name, the_plan.titles.get(node, ''))
+            elif name == layout.BLOBS:
+                blobs = h5.create_vlarray(parent, name, tables.VLStringAtom(), title=layout.BLOBS_TITLE)
+                for piece in the_plan.pieces.get(node, []):
+                    append_blobs(blobs, piece.data)
+            else:
+                code = CODES[name]
+                table = h5.create_table(parent, name, layout.description(code), title=EVENT_TYPES[code].title)
+                for piece in the_plan.pieces.get(node, []):
+                    table.append(piece.data)
+
+
+def verify(the_plan: Plan, path: str, lengths: dict[str, int]) -> None:
+    with open_h5(path, 'r') as h5:
+        have = {
+            n._v_pathname: GROUP if isinstance(n, tables.Group) else int(n.nrows)
+            for n in h5.walk_nodes('/')
+            if n is not h5.root
+        }
+        if have != lengths:
+            raise Refused(
+                f'the rebuilt file does not hold the planned nodes: {sorted(set(have) ^ set(lengths))[:5]}'
+            )
+        for node, pieces in the_plan.pieces.items():
+            leaf = h5.get_node(node)
+            for piece in pieces:
+                if not _same(_rows(leaf, piece.first, piece.first + len(piece)), piece.data):
+                    raise Refused(f'the rebuilt file differs from the plan at {node} row {piece.first}')
+
+
+def rebuild(
+    config: config_mod.Config,
+    day: str,
+    accept_loss: bool = False,
+    trust_archive: bool = False,
+    say: Any = print,
+) -> str:
+    """Rebuild ``day``'s file; return the name the old one is kept under (or '' if there was none)."""
+    data_dir = DataDir(config.data_dir, config.archive_dir or None)
+    book = ledger.Ledger(data_dir)
+    path = data_dir.day_file(*ledger.day_parts(day))
+    with data_dir.day_lock(day, wait=True):
+        the_plan = plan(config, data_dir, book, day)
+        lost = sum(stop - start for ranges in the_plan.lost.values() for start, stop in ranges)
+        say(
+            f'day {day}: {the_plan.archive_rows} rows from the archive, {the_plan.file_rows} from the '
+            f'existing file, {lost} that neither has'
+        )
+        for why in the_plan.unreplayable:
+            say(f'  not usable: {why}')
+        if the_plan.mismatches and not trust_archive:
+            raise Refused(
+                'the archive and the existing file disagree (--trust-archive takes the '
+                'archive):\n  ' + '\n  '.join(the_plan.mismatches[:20])
+            )
+        lengths = dict(the_plan.nodes)
+        if lost:
+            ranges = [
+                f'{node} rows {start}-{stop}'
+                for node, spans in sorted(the_plan.lost.items())
+                for start, stop in spans
+            ]
+            if not accept_loss:
+                raise Refused(
+                    'these rows are in neither the archive nor the readable file '
+                    '(--accept-loss rebuilds without them):\n  ' + '\n  '.join(ranges)
+                )
+            log.error('rebuild of %s loses %d rows: %s', day, lost, '; '.join(ranges))
+            lengths = _renumbered(the_plan)
+        faults.need_space(
+            data_dir,
+            the_plan.archive_rows * 2048 + (os.path.getsize(path) if os.path.exists(path) else 0),
+            f'rebuilding {day}',
+        )
+        new = data_dir.beside(path, 'rebuild')
+        os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+        try:
+            write(the_plan, new, lengths)
+            verify(the_plan, new, lengths)
+            durable.fsync_file(new)
+        except BaseException:
+            if os.path.exists(new):
+                os.unlink(new)
+            raise
+        kept = ''
+        if os.path.exists(path):
+            stamp = datetime.datetime.now(datetime.timezone.utc).strftime('%Y%m%dT%H%M%SZ')
+            kept = data_dir.keep_aside(path, f'before-rebuild-{stamp}')
+        durable.move(new, path)
+        book.replace_nodes(day, lengths)
+        book.clear_damage(day)
+    log.warning(
+        'rebuilt day file %s (%d rows from the archive, %d from the old file, %d lost)%s',
+        path,
+        the_plan.archive_rows,
+        the_plan.file_rows,
+        lost,
+        f'; the old file is kept as {kept}' if kept else '',
+    )
+    return kept
+
+
+# -- the command ---------------------------------------------------------------
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    config_mod.setup_logging(config, '-writer')
+    day = ledger.day_key(args.day.year, args.day.month, args.day.day)
+    try:
+        kept = rebuild(config, day, args.accept_loss, args.trust_archive)
+    except Refused as exc:
+        raise Failure(f'{day} not rebuilt, the day file is as it was: {exc}') from None
+    except faults.StorageFault as exc:
+        raise Failure(f'{day} not rebuilt: {exc}') from None
+    print(f'{day} rebuilt' + (f'; the old file is kept as {kept} (remove it when satisfied)' if kept else ''))
+    return 0
+
+
+def arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('day', type=date, help='the UTC day of the day file (YYYY-MM-DD)')
+    parser.add_argument(
+        '--accept-loss',
+        action='store_true',
+        help='rebuild without the rows neither the archive nor the file has; logs them',
+    )
+    parser.add_argument(
+        '--trust-archive',
+        action='store_true',
+        help='where the archive and a readable row of the file disagree, take the archive',
+    )
+
+
+COMMANDS = (
+    Command(
+        'rebuild',
+        "regenerate a day file from the archive (and the old file's readable rows), "
+        'verify it, and swap it in; the old file is kept beside it',
+        run,
+        arguments,
+    ),
+)

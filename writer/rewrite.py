@@ -1,0 +1,137 @@
+"""Replace a day file only by a verified copy: never the only copy of anything.
+
+A day file is rewritten (after a crash, to undo a pass; by ``rebuild``)
+beside the original, then checked against what it must hold: every node the
+day file is known to have (the journal's or the ledger's node map, never what
+PyTables can still list in the file being replaced), each at its known
+length, and the kept rows identical to the original's, byte for byte. Only
+then is the copy fsynced and renamed over the original. When the check
+fails, the original stays as it was and ``Unverified`` says why.
+(SQLite's rollback journal follows the same rule: the original is never
+written until what replaces it is safe.)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import numpy as np
+import tables
+
+from datastore import durable
+from datastore.datadir import DataDir
+
+from . import faults
+from .dayfile import GROUP, DayFileDamaged, open_h5
+
+CHUNK = 65536  # rows compared at a time
+
+
+class Unverified(Exception):
+    """The rewritten day file does not hold what it must; the original was kept."""
+
+
+def _parents_first(nodes: dict[str, int]) -> list[str]:
+    return sorted(nodes, key=lambda path: (path.count('/'), path))
+
+
+def cut_copy(source_path: str, copy_path: str, nodes: dict[str, int]) -> None:
+    """Write ``copy_path``: the nodes of ``nodes`` from ``source_path``, each leaf cut to its length.
+
+    DayFileDamaged if the source cannot be read; an OSError (disk full) as it is.
+    """
+    source = open_h5(source_path, 'r')
+    try:
+        with tables.open_file(copy_path, 'w', title=source.title) as copy:
+            source.root._v_attrs._f_copy(copy.root)
+            for path in _parents_first(nodes):
+                try:
+                    node = source.get_node(path)
+                except (tables.NoSuchNodeError, tables.HDF5ExtError, ValueError) as exc:
+                    raise Unverified(f'{source_path}: known node {path} is not readable: {exc}') from None
+                parent = copy.get_node(path.rsplit('/', 1)[0] or '/')
+                if nodes[path] == GROUP:
+                    node._f_copy(parent, recursive=False)
+                else:
+                    node.copy(parent, stop=nodes[path])
+    finally:
+        source.close()
+
+
+def _chunks(length: int) -> Iterator[tuple[int, int]]:
+    for start in range(0, length, CHUNK):
+        yield start, min(start + CHUNK, length)
+
+
+def _rows(leaf: tables.Leaf, start: int, stop: int) -> bytes | list[bytes]:
+    data = leaf.read(start, stop)
+    if isinstance(data, np.ndarray):
+        return data.tobytes()  # bytes, not ==: a NaN is equal to itself here
+    return [bytes(row) for row in data]
+
+
+def verify(original_path: str, copy_path: str, nodes: dict[str, int]) -> None:
+    """Check ``copy_path`` holds exactly ``nodes``, each row as in ``original_path``; Unverified if not."""
+    try:
+        copy = open_h5(copy_path, 'r')
+    except DayFileDamaged as exc:
+        raise Unverified(f'the copy does not open: {exc}') from None
+    try:
+        original = open_h5(original_path, 'r')
+    except DayFileDamaged as exc:
+        copy.close()
+        raise Unverified(f'the original does not open to compare: {exc}') from None
+    with copy, original:
+        have = {
+            node._v_pathname: GROUP if isinstance(node, tables.Group) else int(node.nrows)
+            for node in copy.walk_nodes('/')
+            if node is not copy.root
+        }
+        if have != nodes:
+            missing = sorted(set(nodes) - set(have))[:5]
+            wrong = sorted(p for p in set(nodes) & set(have) if have[p] != nodes[p])[:5]
+            raise Unverified(
+                f'the copy holds other nodes than known: missing {missing}, other lengths {wrong}'
+            )
+        for path, length in nodes.items():
+            if length == GROUP:
+                if copy.get_node(path)._v_title != original.get_node(path)._v_title:
+                    raise Unverified(f'{path}: title differs')
+                continue
+            ours, theirs = copy.get_node(path), original.get_node(path)
+            if ours._v_title != theirs._v_title or getattr(ours, 'dtype', None) != getattr(
+                theirs, 'dtype', None
+            ):
+                raise Unverified(f'{path}: title or row type differs')
+            for start, stop in _chunks(length):
+                try:
+                    same = _rows(ours, start, stop) == _rows(theirs, start, stop)
+                except (tables.HDF5ExtError, ValueError, OSError) as exc:
+                    raise Unverified(f'{path} rows {start}-{stop} unreadable: {exc}') from None
+                if not same:
+                    raise Unverified(f'{path}: rows {start}-{stop} differ from the original')
+
+
+def rewrite(data_dir: DataDir, path: str, nodes: dict[str, int]) -> None:
+    """Replace the day file ``path`` by a verified copy holding ``nodes`` (each leaf cut to its length).
+
+    Unverified (the original untouched) when the copy cannot be made to hold
+    exactly that; faults.DiskFull when there is no room for the copy.
+    """
+    faults.need_space(data_dir, os.path.getsize(path), f'a copy of {os.path.basename(path)}')
+    copy_path = data_dir.beside(path, 'rollback')
+    try:
+        cut_copy(path, copy_path, nodes)
+        verify(path, copy_path, nodes)
+        durable.fsync_file(copy_path)
+    except Unverified:
+        os.unlink(copy_path)
+        # a copy cut short by a full disk says nothing about the original
+        faults.need_space(data_dir, os.path.getsize(path), f'a copy of {os.path.basename(path)}')
+        raise
+    except BaseException:
+        if os.path.exists(copy_path):
+            os.unlink(copy_path)
+        raise
+    durable.move(copy_path, path)
