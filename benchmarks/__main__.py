@@ -1,9 +1,9 @@
-"""Run the benchmarks: ``python -m benchmarks [upload] [writer]`` (default both)."""
+"""Run the benchmarks: ``python -m benchmarks [upload] [writer] [integrity]`` (default all)."""
 
 import importlib
 import sys
 
-PARTS = ('upload', 'writer')
+PARTS = ('upload', 'writer', 'integrity')
 
 
 def main(argv=None):

@@ -50,22 +50,22 @@ def payloads(count, rng):
         yield spoolfile.dumps(501 + i % 3, 'Amsterdam', events)
 
 
-def fill(data_dir, blobs):
+def fill(data_dir, blobs, prefix=''):
     incoming = os.path.join(data_dir, datadir.INCOMING)
     datadir.DataDir(str(data_dir)).ensure()
     for i, payload in enumerate(blobs):
-        path = os.path.join(incoming, f'{i:08d}')
+        path = os.path.join(incoming, f'{prefix}{i:08d}')
         with open(path, 'wb') as f:
             f.write(payload)
         os.utime(path, ns=(i, i))  # oldest first = in order written
 
 
-def write_config(base, data_dir, log):
+def write_config(base, data_dir, log, archive_days=7):
     path = os.path.join(base, 'config.ini')
     with open(path, 'w') as f:
         f.write(
             f'[General]\nlog={log}\nloglevel=info\nstation_list=/dev/null\n'
-            f'data_dir={data_dir}\n[Writer]\nsleep=1\n'
+            f'data_dir={data_dir}\n[Writer]\nsleep=1\narchive_days={archive_days}\n'
         )
     return path
 
@@ -167,14 +167,18 @@ def spool_tree(data_dir):
 ROUNDS = 3  # best of: each drain alternately first, on a fresh copy of the backlog
 
 
-def drain_writer(base, data_dir):
-    config = config_mod.load(write_config(base, data_dir, os.path.join(base, 'log')))
+def drain_writer(base, data_dir, archive_days=7):
+    config = config_mod.load(write_config(base, data_dir, os.path.join(base, 'log'), archive_days))
     app = writer_app.Writer(config)
     app.run(once=True)
     return app.events_stored
 
 
-DRAINS = (('writer', drain_writer), ('reference', lambda _base, data_dir: reference_drain(data_dir)))
+DRAINS = (
+    ('writer', drain_writer),
+    ('no archive', lambda base, data_dir: drain_writer(base, data_dir, archive_days=0)),
+    ('reference', lambda _base, data_dir: reference_drain(data_dir)),
+)
 
 
 def compare_speed(base):
@@ -191,17 +195,19 @@ def compare_speed(base):
             if not events == count_rows(data_dir) == FILES * 100:
                 raise RuntimeError(f'{name} stored {events} events, not {FILES * 100}')
             best[name] = min(best[name] or seconds, seconds)
-    writer_rate, reference_rate = (FILES * 100 / best[name] for name, _ in DRAINS)
+    writer_rate, bare_rate, reference_rate = (FILES * 100 / best[name] for name, _ in DRAINS)
     print(
         f'backlog: {FILES} spool files x 100 events (36 CIC + 64 SIN, 4 traces per CIC); '
         f'best of {ROUNDS} rounds, alternating which drains first'
     )
-    print(f'writer:    {writer_rate:10,.0f} events/s ({best["writer"]:.2f} s)')
+    print(f'writer:     {writer_rate:10,.0f} events/s ({best["writer"]:.2f} s)  (archive_days = 7)')
+    print(f'no archive: {bare_rate:10,.0f} events/s ({best["no archive"]:.2f} s)  (archive_days = 0)')
     print(
-        f'reference: {reference_rate:10,.0f} events/s ({best["reference"]:.2f} s)'
+        f'reference:  {reference_rate:10,.0f} events/s ({best["reference"]:.2f} s)'
         f'  (one Table.append per table per file, one VLArray.append per blob)'
     )
-    print(f'ratio:     {writer_rate / reference_rate:10.2f}x  (target >= 1.5x)', flush=True)
+    print(f'writer / reference:  {writer_rate / reference_rate:5.2f}x  (target >= 1.5x)')
+    print(f'archive on / off:    {writer_rate / bare_rate:5.2f}   (target >= 0.90)', flush=True)
 
 
 # Runs `python -m writer ...` and reports its peak resident memory. VmHWM is
