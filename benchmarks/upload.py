@@ -49,6 +49,8 @@ from datastore import events as events_rule
 from tests.support import uwsgi_server
 from wsgi import form
 
+RULE = events_rule.Rule(2020)
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 STATIONS = 50
@@ -296,7 +298,7 @@ def phases(count=200):
             fields = timed('decode form', form.parse, body)
             pickled = timed('checksum', form.pickle_bytes, fields['data'], fields['checksum'])
             events = timed('unpickle', safepickle.loads, pickled)
-            timed('screen', events_rule.split, events, 2020)
+            timed('screen', RULE.split, events)
             payload = timed('spool record (splice)', spoolfile.splice, 1000, 'Bench', pickled)
             timed(
                 'deliver (write, fsync, rename, fsync)',

@@ -16,6 +16,8 @@ import os
 import sys
 from typing import Any
 
+from . import events
+
 DAY = 24 * 3600
 ENVIRONMENT = 'HISPARC_DATASTORE_CONFIG'  # where the processes find config.ini
 DEFAULT_PATH = '/etc/hisparc/datastore.ini'
@@ -29,6 +31,7 @@ KEYS = (
     ('General', 'minimum_year', int, 2020),
     ('General', 'max_upload_bytes', int, 64 * 1024 * 1024),
     ('General', 'resend_window', float, 7.0),
+    ('General', 'max_future', float, 1.0),
     ('General', 'audit_days', float, 30.0),
     ('Writer', 'sleep', float, 5.0),
     ('Writer', 'batch_files', int, 100),
@@ -38,7 +41,7 @@ KEYS = (
 
 LOGLEVELS = ('debug', 'info', 'warning', 'error', 'critical')
 LOG_HANDLER = 'hisparc-datastore'
-NOT_NEGATIVE = ('max_upload_bytes', 'resend_window', 'sleep', 'audit_days', 'archive_days')
+NOT_NEGATIVE = ('max_upload_bytes', 'resend_window', 'max_future', 'sleep', 'audit_days', 'archive_days')
 
 
 class ConfigError(Exception):
@@ -55,6 +58,7 @@ class Config:
     minimum_year: int
     max_upload_bytes: int
     resend_window: float  # days
+    max_future: float  # days an event may be dated after the server's clock
     audit_days: float  # days the batch record and the ledger keep a batch
     sleep: float  # seconds
     batch_files: int  # spool files the writer stores per pass
@@ -64,6 +68,11 @@ class Config:
     @property
     def resend_window_seconds(self) -> float:
         return self.resend_window * DAY
+
+    @property
+    def rule(self) -> events.Rule:
+        """The sound-event rule with this configuration's bounds."""
+        return events.Rule(self.minimum_year, self.max_future)
 
 
 def default(key: str) -> Any:

@@ -128,6 +128,15 @@ class DataDir:
             self.ensure(TMP, target)
             return durable.write(*paths, payload)
 
+    def withdraw(self, delivered: list[tuple[str, str]]) -> None:
+        """Take back spool files just delivered ((folder, name)) whose batch was not acknowledged.
+
+        Best effort: one the writer has claimed meanwhile is stored (and a
+        resend of the batch stored again).
+        """
+        with contextlib.suppress(OSError):
+            durable.remove_all([os.path.join(self.folder(folder), name) for folder, name in delivered])
+
     def claim(self, paths: list[str]) -> list[str]:
         """Move queued files into ``partial/`` (the writer's); those gone meanwhile are skipped."""
         return durable.move_all(paths, self.folder(PARTIAL))
@@ -192,15 +201,27 @@ class DataDir:
         return st.f_bavail * st.f_frsize
 
     def keep_aside(self, day_file: str, purpose: str) -> str:
-        """The day file also under a name beside it (a hard link, or a fsynced copy)."""
-        target = self.beside(day_file, purpose)
-        try:
-            os.link(day_file, target)
-        except OSError:
-            shutil.copy2(day_file, target)
-            durable.fsync_file(target)
-        durable.fsync_dir(os.path.dirname(target))
-        return target
+        """The day file also under a new name beside it (a hard link, or a fsynced copy).
+
+        Never over an existing file: ``.1``, ``.2``, ... are added until a name is free.
+        """
+        base = self.beside(day_file, purpose)
+        for n in range(1000):
+            target = base if n == 0 else f'{base}.{n}'
+            try:
+                os.link(day_file, target)
+            except FileExistsError:
+                continue
+            except OSError:  # no hard links here: a copy, made under a name of its own
+                try:
+                    with open(day_file, 'rb') as source, open(target, 'xb') as copy:
+                        shutil.copyfileobj(source, copy)
+                except FileExistsError:
+                    continue
+                durable.fsync_file(target)
+            durable.fsync_dir(os.path.dirname(target))
+            return target
+        raise FileExistsError(f'no free name beside {day_file} for {purpose}')
 
     # -- the operator's pause ---------------------------------------------------
 

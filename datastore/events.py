@@ -3,9 +3,14 @@
 A sound event has exactly the fixed shape of the protocol, checked level by
 level and never deeper (a hostile batch cannot make this walk long)::
 
-    {'header':   {'datetime': datetime (year >= the minimum year),
-                  'eventtype_uploadcode': str, other str keys: scalars},
+    {'header':   {'datetime': datetime, 'eventtype_uploadcode': str,
+                  'nanoseconds': int (optional), other str keys: scalars},
      'datalist': [{'data_uploadcode': str, 'data': scalar}, ...]}
+
+and a real time: the datetime is one (``safepickle`` turns a state such as
+``2024-02-31 25:60:60`` into an ``ImpossibleTime``), in ``[General]
+minimum_year`` or later, at most ``[General] max_future`` days after the
+server's clock; ``nanoseconds`` from 0 to 999,999,999.
 
 A scalar is exactly an ``int``, ``float``, ``bool``, ``str`` or ``bytes``: the
 types stations send (numpy scalars are unpickled as plain numbers; Python 3
@@ -18,39 +23,104 @@ is held, so the events sent on are trees too and this check stays linear in
 the size of the pickle.
 
 Events that are not sound are held in ``suspicious/`` for review, with the
-reason ``reason`` gives.
+reason ``Rule.reason`` gives.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 from typing import Any
+
+from .safepickle import ImpossibleTime
 
 SCALARS = frozenset({int, float, bool, str, bytes})
 _HEADER: dict[str, frozenset[type]] = {
     'datetime': frozenset({datetime.datetime}),
     'eventtype_uploadcode': frozenset({str}),
+    'nanoseconds': frozenset({int}),
 }
+NS_PER_S = 1_000_000_000
 
 Held = tuple[Any, str]  # (event, why it is held)
 SHARED = 'shares an object with an earlier event (not a tree)'
 
 
-def split(event_list: list[Any], minimum_year: int) -> tuple[list[Any], list[Held]]:
-    """(sound events, [(held event, reason)]) of ``event_list``, each in upload order."""
-    good: list[Any] = []
-    held: list[Held] = []
-    seen: set[int] = set()
-    walked: set[int] = set()
-    for event in event_list:
-        if _is_sound(event, minimum_year, seen):
-            good.append(event)
-        else:
-            held.append((event, reason(event, minimum_year, walked)))
-    return good, held
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    """The rule with its bounds: ``minimum_year`` and ``max_future`` (days) of ``[General]``."""
+
+    minimum_year: int
+    max_future: float = 1.0
+
+    def split(
+        self, event_list: list[Any], now: datetime.datetime | None = None
+    ) -> tuple[list[Any], list[Held]]:
+        """(sound events, [(held event, reason)]) of ``event_list``, each in upload order.
+
+        ``now``: the server's clock as naive UTC (default: now).
+        """
+        now = now or datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+        latest = now + datetime.timedelta(days=self.max_future)
+        good: list[Any] = []
+        held: list[Held] = []
+        seen: set[int] = set()
+        walked: set[int] = set()
+        for event in event_list:
+            if _is_sound(event, self.minimum_year, latest, seen):
+                good.append(event)
+            else:
+                held.append((event, self.reason(event, latest, walked)))
+        return good, held
+
+    def reason(self, event: Any, latest: datetime.datetime, walked: set[int] | None = None) -> str:
+        """Why ``event`` is not sound, in a few words (the slow path: held events only).
+
+        ``walked`` collects the headers and datalists already explained, so that
+        objects shared by many events are walked once.
+        """
+        if type(event) is not dict or set(event) != {'header', 'datalist'}:
+            return 'malformed event (not a dict of header and datalist)'
+        header, datalist = event['header'], event['datalist']
+        if type(header) is not dict:
+            return 'malformed header (not a dict)'
+        if type(datalist) is not list:
+            return 'malformed datalist (not a list)'
+        if walked is not None:
+            if id(header) in walked or id(datalist) in walked:
+                return SHARED
+            walked.update((id(header), id(datalist)))
+        when = header.get('datetime')
+        if isinstance(when, ImpossibleTime):
+            return f'impossible datetime {when}'
+        for key, value in header.items():
+            if type(key) is not str:
+                return f'malformed header key ({type(key).__name__})'
+            if type(value) not in _HEADER.get(key, SCALARS):
+                return f'malformed header field {key[:40]!r} ({type(value).__name__})'
+        if 'eventtype_uploadcode' not in header:
+            return 'no event type'
+        if when is None:
+            return 'no datetime'
+        if when.year < self.minimum_year:
+            return f'dated {when.year}, before the minimum year {self.minimum_year}'
+        if when > latest:
+            return f"dated {when}, more than {self.max_future:g} day(s) after the server's clock"
+        nanoseconds = header.get('nanoseconds', 0)
+        if not 0 <= nanoseconds < NS_PER_S:
+            return f'nanoseconds {nanoseconds} outside 0 to 999,999,999'
+        for item in datalist:
+            if (
+                type(item) is not dict
+                or len(item) != 2
+                or type(item.get('data_uploadcode')) is not str
+                or type(item.get('data')) not in SCALARS
+            ):
+                return 'malformed datalist item'
+        return SHARED
 
 
-def _is_sound(event: Any, minimum_year: int, seen: set[int]) -> bool:
+def _is_sound(event: Any, minimum_year: int, latest: datetime.datetime, seen: set[int]) -> bool:
     if type(event) is not dict or len(event) != 2:
         return False
     header, datalist = event.get('header'), event.get('datalist')
@@ -64,7 +134,14 @@ def _is_sound(event: Any, minimum_year: int, seen: set[int]) -> bool:
     for key, value in header.items():
         if type(key) is not str or type(value) not in _HEADER.get(key, SCALARS):
             return False
-    if 'eventtype_uploadcode' not in header or header.get('datetime', datetime.date.min).year < minimum_year:
+    when = header.get('datetime')
+    if (
+        when is None
+        or 'eventtype_uploadcode' not in header
+        or when.year < minimum_year
+        or when > latest
+        or not 0 <= header.get('nanoseconds', 0) < NS_PER_S
+    ):
         return False
     for item in datalist:
         if (
@@ -77,42 +154,3 @@ def _is_sound(event: Any, minimum_year: int, seen: set[int]) -> bool:
     before = len(seen)
     seen.update(map(id, datalist))
     return len(seen) == before + len(datalist)
-
-
-def reason(event: Any, minimum_year: int, walked: set[int] | None = None) -> str:
-    """Why ``event`` is not sound, in a few words (the slow path: held events only).
-
-    ``walked`` collects the headers and datalists already explained, so that
-    objects shared by many events are walked once.
-    """
-    if type(event) is not dict or set(event) != {'header', 'datalist'}:
-        return 'malformed event (not a dict of header and datalist)'
-    header, datalist = event['header'], event['datalist']
-    if type(header) is not dict:
-        return 'malformed header (not a dict)'
-    if type(datalist) is not list:
-        return 'malformed datalist (not a list)'
-    if walked is not None:
-        if id(header) in walked or id(datalist) in walked:
-            return SHARED
-        walked.update((id(header), id(datalist)))
-    for key, value in header.items():
-        if type(key) is not str:
-            return f'malformed header key ({type(key).__name__})'
-        if type(value) not in _HEADER.get(key, SCALARS):
-            return f'malformed header field {key[:40]!r} ({type(value).__name__})'
-    if 'eventtype_uploadcode' not in header:
-        return 'no event type'
-    if 'datetime' not in header:
-        return 'no datetime'
-    if header['datetime'].year < minimum_year:
-        return f'dated {header["datetime"].year}, before the minimum year {minimum_year}'
-    for item in datalist:
-        if (
-            type(item) is not dict
-            or len(item) != 2
-            or type(item.get('data_uploadcode')) is not str
-            or type(item.get('data')) not in SCALARS
-        ):
-            return 'malformed datalist item'
-    return SHARED

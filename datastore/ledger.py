@@ -13,6 +13,9 @@ record outside the day files that says what they must hold:
                                                (-1: a group)
     days(day, last_write, damaged, hard)       last write per day file; why it is damaged
     failed(spool, reason, time)                why a spool file went to failed/
+    suspects(position, names)                  spool files a failing pass left to try alone
+    rebuilds(day, inode, nodes, stored)        a rebuilt day file about to be swapped in, and what
+                                               the ledger then says of it
     audits(time, since, batches, unaccounted, deep, report)
 
 ``day`` is the ISO date of the day file (``2024-05-17``).
@@ -23,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -44,6 +48,8 @@ _SCHEMA = (
     'CREATE TABLE IF NOT EXISTS nodes (day TEXT, node TEXT, length INTEGER, PRIMARY KEY (day, node))',
     'CREATE TABLE IF NOT EXISTS days (day TEXT PRIMARY KEY, last_write REAL, damaged TEXT, hard INTEGER)',
     'CREATE TABLE IF NOT EXISTS failed (spool TEXT PRIMARY KEY, reason TEXT, time REAL)',
+    'CREATE TABLE IF NOT EXISTS suspects (position INTEGER PRIMARY KEY, names TEXT)',
+    'CREATE TABLE IF NOT EXISTS rebuilds (day TEXT PRIMARY KEY, inode INTEGER, nodes TEXT, stored TEXT)',
     (
         'CREATE TABLE IF NOT EXISTS audits (time REAL, since REAL, batches INTEGER, unaccounted INTEGER, '
         'deep INTEGER, report TEXT)'
@@ -166,16 +172,50 @@ class Ledger:
             [(day, node, length) for node, length in lengths.items()],
         )
 
-    def replace_nodes(self, day: str, lengths: dict[str, int]) -> None:
-        """Make ``lengths`` the whole node map of ``day`` (after a rebuild)."""
+    def plan_rebuild(
+        self, day: str, inode: int, lengths: dict[str, int], stored: list[tuple[str, str, int, int]] | None
+    ) -> None:
+        """Note, before a rebuilt day file (file ``inode``) is swapped in, what the ledger will say.
+
+        ``stored``: every (spool, node, first, count) of the day anew, where rows moved.
+        """
         with self.transaction() as db:
+            db.execute(
+                'INSERT OR REPLACE INTO rebuilds VALUES (?, ?, ?, ?)',
+                (day, inode, json.dumps(lengths), None if stored is None else json.dumps(stored)),
+            )
+
+    def settle_rebuild(self, day: str, path: str) -> bool:
+        """Finish a noted rebuild of ``day`` if its file is the day file at ``path`` now, else forget it.
+
+        True if a rebuild was finished: the node map, the rows' positions and
+        the damage mark of the day are the rebuilt file's.
+        """
+        row = self._db().execute('SELECT inode, nodes, stored FROM rebuilds WHERE day = ?', (day,)).fetchone()
+        if row is None:
+            return False
+        try:
+            inode: int | None = os.stat(path).st_ino
+        except FileNotFoundError:
+            inode = None
+        with self.transaction() as db:
+            db.execute('DELETE FROM rebuilds WHERE day = ?', (day,))
+            if row[0] != inode:  # the swap did not happen: the old file is the day file
+                return False
             db.execute('DELETE FROM nodes WHERE day = ?', (day,))
-            self._set_nodes(db, day, lengths)
+            self._set_nodes(db, day, json.loads(row[1]))
+            if row[2] is not None:
+                db.execute('DELETE FROM stored WHERE day = ?', (day,))
+                db.executemany(
+                    'INSERT INTO stored VALUES (?, ?, ?, ?, ?)',
+                    [(spool, day, node, first, count) for spool, node, first, count in json.loads(row[2])],
+                )
             db.execute(
                 'INSERT INTO days (day, last_write) VALUES (?, ?) ON CONFLICT (day) '
-                'DO UPDATE SET last_write = excluded.last_write',
+                'DO UPDATE SET last_write = excluded.last_write, damaged = NULL, hard = 0',
                 (day, time.time()),
             )
+        return True
 
     def committed(self, pass_id: int) -> bool:
         return self._db().execute('SELECT 1 FROM passes WHERE id = ?', (pass_id,)).fetchone() is not None
@@ -257,6 +297,19 @@ class Ledger:
     def failure(self, spool: str) -> str | None:
         row = self._db().execute('SELECT reason FROM failed WHERE spool = ?', (spool,)).fetchone()
         return None if row is None else row[0]
+
+    def suspects(self) -> list[list[str]]:
+        """The groups of spool files a failing pass left to try on their own, in order."""
+        rows = self._db().execute('SELECT names FROM suspects ORDER BY position')
+        return [json.loads(names) for (names,) in rows]
+
+    def set_suspects(self, groups: list[list[str]]) -> None:
+        with self.transaction() as db:
+            db.execute('DELETE FROM suspects')
+            db.executemany(
+                'INSERT INTO suspects VALUES (?, ?)',
+                [(i, json.dumps(group)) for i, group in enumerate(groups)],
+            )
 
     # -- the archive ------------------------------------------------------------------
 

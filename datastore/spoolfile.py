@@ -33,18 +33,22 @@ def _text(value: str) -> bytes:
 
 
 def splice(station_id: int, cluster: str, event_list_pickle: bytes) -> bytes | None:
-    """The spool file of ``dumps`` around an already pickled event list.
+    """The spool file of ``dumps`` for an already pickled event list, without pickling it again.
 
-    Uploads from the deployed clients are protocol-0 pickles (no PROTO
-    opcode, no memo shared with what is added here): the dict is built around
-    the station's own bytes instead of unpickling them once more. The pickle
-    must end at its STOP (safepickle.loads checks that). Returns None for
-    other protocols; use ``dumps`` then.
+    The station's pickle runs first, exactly as it ran when the endpoint read
+    it (``safepickle.loads`` checked that it ends at its STOP), and whatever
+    else its opcodes leave on the stack or the marks stays below: only its
+    result, memoized, goes into a record built after it, whose
+    ``station_id`` and ``cluster`` are the ones given. Pickles with a PROTO
+    opcode (protocol 2 and up, which frames) are not spliced: None, use
+    ``dumps``. Uploads from the deployed clients are protocol 0.
     """
-    if not event_list_pickle.startswith(b'(') or not event_list_pickle.endswith(pickle.STOP):
+    if event_list_pickle.startswith(pickle.PROTO) or not event_list_pickle.endswith(pickle.STOP):
         return None
     return b''.join(
         (
+            event_list_pickle[:-1],
+            pickle.PUT + b'0\n',  # the station's event list, now memo 0
             pickle.EMPTY_DICT,
             _text('station_id'),
             pickle.INT,
@@ -54,7 +58,7 @@ def splice(station_id: int, cluster: str, event_list_pickle: bytes) -> bytes | N
             _text(cluster),
             pickle.SETITEM,
             _text('event_list'),
-            event_list_pickle[:-1],
+            pickle.GET + b'0\n',
             pickle.SETITEM,
             pickle.STOP,
         )

@@ -82,7 +82,7 @@ def test_date_filter_is_the_utc_day_the_file_was_held_back(site, capsys):
 def test_files_whose_events_would_all_be_held_again_stay_unless_forced(site, capsys):
     path, data_dir = site
     _code, out = requeue(capsys, path, '--station', '501')
-    assert 'keep d501' in out and 'dated before 2020' in out
+    assert 'keep d501' in out and 'before the minimum year 2020' in out
     assert '3 of them will be held back again' in out  # c501: half good, half not
     assert files(data_dir, datadir.INCOMING) == ['a501', 'c501']
     requeue(capsys, path, '--station', '501', '--force')

@@ -13,7 +13,7 @@ WHEN = datetime.datetime(2024, 5, 1, 12, 0, 0)
 
 def split(event_list, minimum_year):
     """(sound, held) events, without the reasons."""
-    good, held = events.split(event_list, minimum_year)
+    good, held = events.Rule(minimum_year).split(event_list)
     return good, [event for event, _ in held]
 
 
@@ -101,7 +101,7 @@ def test_held_events_come_with_their_reason():
     old = _event(datetime=datetime.datetime(2019, 4, 7, 0, 0, 1))
     undated = {'header': {'eventtype_uploadcode': 'CIC'}, 'datalist': []}
     first = _event()
-    _, held = events.split([old, undated, first, first, 'x'], 2020)
+    _, held = events.Rule(2020).split([old, undated, first, first, 'x'])
     assert [reason for _, reason in held] == [
         'dated 2019, before the minimum year 2020',
         'no datetime',

@@ -29,7 +29,7 @@ from tests.support.writer import (
     station_path,
     upload,
 )
-from writer import audit, rebuild, storepass, writer_app
+from writer import audit, journal, rebuild, storepass, writer_app
 
 WHEN = datetime.datetime(2024, 5, 17, 12, 0, 0)
 DAY = '2024-05-17'
@@ -184,6 +184,14 @@ def damage(path, how):
             f.write(os.urandom(512))
     elif how == 'deleted':
         os.unlink(path)
+    elif how == 'chunk index':  # every chunk B-tree node's keys overwritten
+        data = bytearray(open(path, 'rb').read())
+        at = data.find(b'TREE\x01')
+        while at >= 0:
+            data[at + 24 : at + 80] = b'\x7f' * 56
+            at = data.find(b'TREE\x01', at + 1)
+        with open(path, 'wb') as f:
+            f.write(data)
 
 
 @pytest.mark.parametrize('how', ['truncated', 'garbage', 'metadata', 'deleted'])
@@ -427,3 +435,108 @@ def test_status_shows_damaged_days_and_the_last_audit(site, capsys):
     assert 'audit' in out
     shutil.rmtree(data_dir.archive_root)
     assert rebuild.CODES['events'] == 'CIC'
+
+
+# -- what a second look found --------------------------------------------------------------
+
+
+def test_a_ledger_that_cannot_be_written_is_waited_out_and_sends_nothing_to_failed(site):
+    path, config, data_dir = site
+    store_batches(path, 1)
+    names = [
+        queue(config.data_dir, factory.batch(WHEN + datetime.timedelta(hours=i), random.Random(i)))
+        for i in range(1, 4)
+    ]
+    ledger_file = data_dir.path(datadir.LEDGER)
+    os.rename(ledger_file, ledger_file + '.aside')
+    with open(ledger_file, 'wb') as f:
+        f.write(b'not a database' * 100)
+    app = writer_app.Writer(config)
+    app.run(once=True)
+    assert folder_files(config.data_dir, 'failed') == []
+    assert (
+        sorted(folder_files(config.data_dir, 'partial') + folder_files(config.data_dir, 'incoming')) == names
+    )
+    assert any('the ledger cannot be written' in line for line in app.leftovers()), app.leftovers()
+    os.replace(ledger_file + '.aside', ledger_file)
+    drain(path)
+    assert folder_files(config.data_dir, 'partial') == folder_files(config.data_dir, 'incoming') == []
+    assert all(ledger.Ledger(data_dir).entry(name).rows == 100 for name in names)
+
+
+def test_a_day_file_that_fails_while_it_is_copied_back_is_marked_damaged_not_fatal(site):
+    path, config, data_dir = site
+    store_batches(path, 2)
+    day_file = day_path(config.data_dir, WHEN)
+    book = ledger.Ledger(data_dir)
+    entry = {
+        'pass': 99,
+        'pid': 1,
+        'stored': '2024-05-17',
+        'spool': [],
+        'days': {DAY: {'new': False, 'nodes': book.nodes(DAY)}},
+    }
+    journal.write(data_dir, entry)
+    damage(day_file, 'chunk index')  # it opens and lists its nodes; reading its rows fails
+    with tables.open_file(day_file) as h5:
+        assert sum(1 for _ in h5.walk_nodes('/')) > 1
+    before = digest(day_file)
+    app = writer_app.Writer(config)
+    app.run(once=True)  # recovers first: the copy fails on the damaged node
+    assert digest(day_file) == before
+    assert list(book.damaged()) == [DAY]
+    assert journal.read(data_dir) is None
+
+
+def test_rebuild_with_loss_moves_the_ledgers_rows_with_it(site, capsys):
+    path, config, data_dir = site
+    store_batches(path, 3)
+    day_file = day_path(config.data_dir, WHEN)
+    book = ledger.Ledger(data_dir)
+    lost = book.entries_of_day(DAY)[1]
+    os.unlink(lost.archived)
+    damage(day_file, 'garbage')
+    assert cli_main(['rebuild', '-c', path, DAY, '--accept-loss']) == 0
+    code, out = run_audit(capsys, path)
+    assert code == 1 and out.count('unaccounted:') == 1  # exactly the batch that was lost
+    assert f'{lost.spool}: 100 events sent, the ledger has 100 (0 rows, 0 held)' in out
+    rebuilt = contents(day_file)
+    assert cli_main(['rebuild', '-c', path, DAY]) == 0  # nothing more is lost, nothing moves
+    assert contents(day_file) == rebuilt
+    upload(path, factory.batch(WHEN + datetime.timedelta(hours=5), random.Random(20)))
+    drain(path)  # and the writer appends after the moved rows
+    assert run_audit(capsys, path, '--deep')[1].count('unaccounted:') == 1
+
+
+def test_a_rebuild_killed_between_its_swap_and_the_ledger_is_finished_by_the_writer(site, monkeypatch):
+    path, config, data_dir = site
+    store_batches(path, 3)
+    book = ledger.Ledger(data_dir)
+    os.unlink(book.entries_of_day(DAY)[0].archived)
+    damage(day_path(config.data_dir, WHEN), 'garbage')
+    real = ledger.Ledger.settle_rebuild
+    monkeypatch.setattr(ledger.Ledger, 'settle_rebuild', lambda self, day, path: False)  # killed right there
+    assert cli_main(['rebuild', '-c', path, DAY, '--accept-loss']) == 0
+    monkeypatch.setattr(ledger.Ledger, 'settle_rebuild', real)
+    events = f'{station_path()}/events'
+    assert book.nodes(DAY)[events] == 108  # the ledger does not know yet: the file has 72
+    queue(config.data_dir, factory.batch(WHEN + datetime.timedelta(hours=5), random.Random(21)))
+    drain(path)  # the writer finishes the rebuild's bookkeeping before it writes the day
+    assert book.damaged() == {}
+    with tables.open_file(day_path(config.data_dir, WHEN)) as h5:
+        assert h5.get_node(station_path()).events.nrows == 72 + 36
+    assert book.nodes(DAY)[events] == 72 + 36
+
+
+def test_keeping_a_day_file_aside_never_overwrites_what_was_kept(site):
+    path, config, data_dir = site
+    store_batches(path, 1)
+    day_file = day_path(config.data_dir, WHEN)
+    first = data_dir.keep_aside(day_file, 'before-rebuild-20240517T000000Z')
+    with open(day_file, 'ab') as f:
+        f.write(b'changed')
+    os.unlink(day_file)
+    shutil.copy(first, day_file)
+    second = data_dir.keep_aside(day_file, 'before-rebuild-20240517T000000Z')
+    assert second != first and second == first + '.1'
+    assert digest(first) == digest(second)

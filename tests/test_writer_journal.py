@@ -128,7 +128,7 @@ def test_a_copy_that_does_not_verify_leaves_the_original_and_marks_the_day_damag
     journal.recover(data_dir, book, archive_days=7)
     assert digest(path) == before
     assert list(book.damaged()) == [DAY] and book.damaged()[DAY].hard
-    assert 'events is not readable' in book.damaged()[DAY].reason
+    assert 'events cannot be copied' in book.damaged()[DAY].reason
     assert sorted(os.listdir(os.path.dirname(path))) == ['2024_3_1.h5']
     assert journal.read(data_dir) is None
 

@@ -485,7 +485,7 @@ def test_an_unexpected_error_answers_a_code_not_500(ep, monkeypatch):
     def broken(*args):
         raise RuntimeError('a bug')
 
-    monkeypatch.setattr(events, 'split', broken)
+    monkeypatch.setattr(events.Rule, 'split', broken)
     assert ep.upload(batch()) == '404'
     assert 'Traceback' in ep.log() and 'RuntimeError: a bug' in ep.log()
 

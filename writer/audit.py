@@ -70,6 +70,7 @@ class Auditor:
         """The node map of ``day``'s file, or why it cannot be read."""
         if day not in self.maps:
             path = self.data_dir.day_file(*ledger.day_parts(day))
+            self.ledger.settle_rebuild(day, path)
             if not os.path.exists(path):
                 self.maps[day] = 'is missing'
             else:
@@ -122,7 +123,7 @@ class Auditor:
         """Why ``entry``'s rows in the day files differ from its archived copy, or None."""
         for day in sorted({day for day, _, _, _ in entry.segments}):
             try:
-                segments = replay.replay(entry, day, self.config.minimum_year)
+                segments = replay.replay(entry, day, self.config.rule)
             except replay.NotReplayable as exc:
                 return None if not entry.archived else str(exc)
             path = self.data_dir.day_file(*ledger.day_parts(day))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -11,7 +13,7 @@ import tables
 from datastore import durable
 from datastore.eventtypes import EVENT_TYPES
 
-from . import layout
+from . import faults, layout
 from .faults import DayFileUnavailable
 
 GROUP = -1  # the length a node map gives a group
@@ -70,8 +72,14 @@ class DayFile:
     def __init__(self, path: str, day: str | None = None) -> None:
         self.path = path
         self.day = day
+        self.new_folders = _missing_folders(os.path.dirname(path))
+        self.created = not os.path.exists(path)
         os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
-        self.h5 = open_h5(path, 'a')
+        try:
+            self.h5 = open_h5(path, 'a')
+        except DayFileDamaged as exc:
+            exc.day = day
+            raise
 
     def _child(self, group: tables.Group, name: str, kind: type, dtype: Any = None) -> Any:
         """The child ``name`` of ``group``, or None; DayFileDamaged if it is not a ``kind``."""
@@ -86,7 +94,11 @@ class DayFile:
         return node
 
     def node_map(self) -> dict[str, int]:
-        return node_map(self.h5)
+        try:
+            return node_map(self.h5)
+        except DayFileDamaged as exc:
+            exc.day = self.day
+            raise
 
     def node(self, path: str) -> Any:
         """The node at ``path``, or None."""
@@ -118,10 +130,40 @@ class DayFile:
         )
 
     def close(self) -> None:
-        """Flush, close and fsync: once this returns the rows are durable. Closing twice is fine."""
+        """Flush, close and fsync: once this returns the rows are durable. Closing twice is fine.
+
+        A file this opened new is durable in its folder too, as are the folders made for it.
+        """
         if self.h5.isopen:
             self.h5.close()
             durable.fsync_file(self.path)
+            if self.created:  # its name, and the names of the folders made for it
+                for folder in {os.path.dirname(self.path), *map(os.path.dirname, self.new_folders)}:
+                    durable.fsync_dir(folder)
+                self.created = False
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """What HDF5 says while writing is the day file's fault (or a full disk's), not the rows'."""
+        try:
+            yield
+        except OSError:
+            raise
+        except (tables.HDF5ExtError, tables.NodeError) as exc:
+            if faults.disk_full(self.path):
+                raise faults.DiskFull(f'disk full writing {self.path}: {exc}') from None
+            raise DayFileDamaged(
+                f'{self.path}: writing failed: {str(exc).strip().splitlines()[0]}', day=self.day
+            ) from None
+
+
+def _missing_folders(folder: str) -> list[str]:
+    """The folders of ``folder``'s path that do not exist yet, deepest first."""
+    missing = []
+    while folder and not os.path.exists(folder):
+        missing.append(folder)
+        folder = os.path.dirname(folder)
+    return missing
 
 
 def append_blobs(vlarray: tables.VLArray, blobs: list[bytes]) -> None:

@@ -10,6 +10,8 @@ files until the one that fails alone is known, and that one goes to
 from __future__ import annotations
 
 import errno
+import os
+import sqlite3
 
 import tables
 
@@ -47,6 +49,8 @@ def storage_reason(exc: BaseException, data_dir: DataDir) -> str | None:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             return f'disk full: {exc}'
         return f'storage error: {exc}'
+    if isinstance(exc, sqlite3.Error):  # the ledger: disk full, I/O error, locked
+        return f'the ledger cannot be written: {exc}'
     try:
         free = data_dir.free_bytes()
     except OSError as os_exc:
@@ -56,6 +60,15 @@ def storage_reason(exc: BaseException, data_dir: DataDir) -> str | None:
     if isinstance(exc, tables.HDF5ExtError) and any(word in str(exc) for word in _STORAGE_WORDS):
         return f'storage error: {exc}'
     return None
+
+
+def disk_full(path: str) -> bool:
+    """True if the filesystem of ``path`` has less than the reserve free."""
+    try:
+        st = os.statvfs(os.path.dirname(path) or '.')
+    except OSError:
+        return True
+    return st.f_bavail * st.f_frsize < RESERVE
 
 
 def need_space(data_dir: DataDir, needed: int, what: str, path: str | None = None) -> None:

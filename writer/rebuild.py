@@ -76,6 +76,12 @@ class Refused(Exception):
     """The rebuild would lose or change rows; the message lists them."""
 
 
+def settle(data_dir: DataDir, book: ledger.Ledger, day: str) -> None:
+    """Finish or forget a rebuild of ``day`` that was killed around its swap."""
+    if book.settle_rebuild(day, data_dir.day_file(*ledger.day_parts(day))):
+        log.warning('finished the rebuild of %s that was interrupted after its swap', day)
+
+
 # -- planning --------------------------------------------------------------------
 
 
@@ -127,7 +133,7 @@ def plan(config: config_mod.Config, data_dir: DataDir, book: ledger.Ledger, day:
     the_plan = Plan(day, known, titles)
     for entry in book.entries_of_day(day):
         try:
-            segments = replay.replay(entry, day, config.minimum_year)
+            segments = replay.replay(entry, day, config.rule)
         except replay.NotReplayable as exc:
             the_plan.unreplayable.append(str(exc))
             continue
@@ -206,18 +212,42 @@ def _plan_leaf(the_plan: Plan, node: str, length: int, archived: list[replay.Seg
 # -- writing -------------------------------------------------------------------
 
 
-def _renumbered(the_plan: Plan) -> dict[str, int]:
+def positions(the_plan: Plan) -> dict[str, np.ndarray]:
+    """For every leaf: old row -> its row in the rebuilt file (-1: lost). Call before ``renumbered``."""
+    maps = {}
+    for node, length in the_plan.nodes.items():
+        if length == GROUP:
+            continue
+        where = np.full(length, -1, dtype=np.int64)
+        new = 0
+        for piece in the_plan.pieces.get(node, []):
+            where[piece.first : piece.first + len(piece)] = np.arange(new, new + len(piece))
+            new += len(piece)
+        maps[node] = where
+    return maps
+
+
+def moved_segments(
+    book: ledger.Ledger, day: str, maps: dict[str, np.ndarray]
+) -> list[tuple[str, str, int, int]]:
+    """Every (spool, node, first, count) the ledger records in ``day``, at the rows they move to."""
+    moved = []
+    for entry in book.entries_of_day(day):
+        for seg_day, node, first, count in entry.segments:
+            if seg_day != day:
+                continue
+            rows = maps[node][first : first + count] if node in maps else np.array([], dtype=np.int64)
+            kept = rows[rows >= 0]
+            moved.append((entry.spool, node, int(kept[0]) if len(kept) else 0, len(kept)))
+    return moved
+
+
+def renumbered(the_plan: Plan, maps: dict[str, np.ndarray]) -> dict[str, int]:
     """With rows lost: drop them, renumber event ids, point blob cells at the moved blobs."""
     lengths = {}
-    blob_maps: dict[str, np.ndarray] = {}
-    for node, length in the_plan.nodes.items():
-        if node.endswith('/' + layout.BLOBS):
-            keep = np.full(max(length, 0), -1, dtype=np.int64)
-            new = 0
-            for piece in the_plan.pieces.get(node, []):
-                keep[piece.first : piece.first + len(piece)] = np.arange(new, new + len(piece))
-                new += len(piece)
-            blob_maps[node.rsplit('/', 1)[0]] = keep
+    blob_maps = {
+        node.rsplit('/', 1)[0]: where for node, where in maps.items() if node.endswith('/' + layout.BLOBS)
+    }
     for node, length in the_plan.nodes.items():
         if length == GROUP:
             lengths[node] = GROUP
@@ -291,6 +321,7 @@ def rebuild(
     book = ledger.Ledger(data_dir)
     path = data_dir.day_file(*ledger.day_parts(day))
     with data_dir.day_lock(day, wait=True):
+        settle(data_dir, book, day)  # a rebuild killed before it told the ledger
         the_plan = plan(config, data_dir, book, day)
         lost = sum(stop - start for ranges in the_plan.lost.values() for start, stop in ranges)
         say(
@@ -305,6 +336,7 @@ def rebuild(
                 'archive):\n  ' + '\n  '.join(the_plan.mismatches[:20])
             )
         lengths = dict(the_plan.nodes)
+        stored = None
         if lost:
             ranges = [
                 f'{node} rows {start}-{stop}'
@@ -317,7 +349,9 @@ def rebuild(
                     '(--accept-loss rebuilds without them):\n  ' + '\n  '.join(ranges)
                 )
             log.error('rebuild of %s loses %d rows: %s', day, lost, '; '.join(ranges))
-            lengths = _renumbered(the_plan)
+            maps = positions(the_plan)
+            stored = moved_segments(book, day, maps)
+            lengths = renumbered(the_plan, maps)
         faults.need_space(
             data_dir,
             the_plan.archive_rows * 2048 + (os.path.getsize(path) if os.path.exists(path) else 0),
@@ -337,9 +371,10 @@ def rebuild(
         if os.path.exists(path):
             stamp = datetime.datetime.now(datetime.timezone.utc).strftime('%Y%m%dT%H%M%SZ')
             kept = data_dir.keep_aside(path, f'before-rebuild-{stamp}')
+        # the ledger learns what it will say first; whoever next looks at the day finishes it
+        book.plan_rebuild(day, os.stat(new).st_ino, lengths, stored)
         durable.move(new, path)
-        book.replace_nodes(day, lengths)
-        book.clear_damage(day)
+        book.settle_rebuild(day, path)
     log.warning(
         'rebuilt day file %s (%d rows from the archive, %d from the old file, %d lost)%s',
         path,

@@ -13,7 +13,7 @@ import dataclasses
 import os
 from typing import Any
 
-from datastore import ledger, spoolfile
+from datastore import events, ledger, spoolfile
 
 from . import layout, rows
 from .storepass import BLOBS, SpoolFile, StationRows
@@ -32,7 +32,7 @@ class Segment:
     data: Any  # a structured array for a table, a list of bytes for the blobs
 
 
-def replay(entry: ledger.SpoolEntry, day: str, minimum_year: int) -> list[Segment]:
+def replay(entry: ledger.SpoolEntry, day: str, rule: events.Rule) -> list[Segment]:
     """The segments ``entry`` stored in ``day``'s file, made again from its archived spool file."""
     if not entry.archived or not os.path.exists(entry.archived):
         raise NotReplayable(f'{entry.spool}: not in the archive')
@@ -40,7 +40,7 @@ def replay(entry: ledger.SpoolEntry, day: str, minimum_year: int) -> list[Segmen
         record = spoolfile.load(entry.archived)
     except (spoolfile.SpoolError, OSError) as exc:
         raise NotReplayable(f'{entry.spool}: archived copy unreadable: {exc}') from None
-    converted = SpoolFile(entry.archived, record, minimum_year, set())
+    converted = SpoolFile(entry.archived, record, rule, set())
     station_rows = StationRows()
     for row in converted.rows:
         if ledger.day_key(*row.day) == day:

@@ -48,13 +48,17 @@ def cut_copy(source_path: str, copy_path: str, nodes: dict[str, int]) -> None:
             for path in _parents_first(nodes):
                 try:
                     node = source.get_node(path)
-                except (tables.NoSuchNodeError, tables.HDF5ExtError, ValueError) as exc:
-                    raise Unverified(f'{source_path}: known node {path} is not readable: {exc}') from None
-                parent = copy.get_node(path.rsplit('/', 1)[0] or '/')
-                if nodes[path] == GROUP:
-                    node._f_copy(parent, recursive=False)
-                else:
-                    node.copy(parent, stop=nodes[path])
+                    parent = copy.get_node(path.rsplit('/', 1)[0] or '/')
+                    if nodes[path] == GROUP:
+                        node._f_copy(parent, recursive=False)
+                    else:
+                        node.copy(parent, stop=nodes[path])
+                except OSError:
+                    raise  # the disk: waited out
+                except Exception as exc:  # the file: whatever HDF5 says about a damaged node
+                    raise Unverified(
+                        f'{source_path}: known node {path} cannot be copied: {type(exc).__name__}: {exc}'
+                    ) from None
     finally:
         source.close()
 
@@ -95,11 +99,14 @@ def verify(original_path: str, copy_path: str, nodes: dict[str, int]) -> None:
                 f'the copy holds other nodes than known: missing {missing}, other lengths {wrong}'
             )
         for path, length in nodes.items():
+            try:
+                ours, theirs = copy.get_node(path), original.get_node(path)
+            except Exception as exc:
+                raise Unverified(f'{path} cannot be compared: {type(exc).__name__}: {exc}') from None
             if length == GROUP:
-                if copy.get_node(path)._v_title != original.get_node(path)._v_title:
+                if ours._v_title != theirs._v_title:
                     raise Unverified(f'{path}: title differs')
                 continue
-            ours, theirs = copy.get_node(path), original.get_node(path)
             if ours._v_title != theirs._v_title or getattr(ours, 'dtype', None) != getattr(
                 theirs, 'dtype', None
             ):
@@ -107,8 +114,10 @@ def verify(original_path: str, copy_path: str, nodes: dict[str, int]) -> None:
             for start, stop in _chunks(length):
                 try:
                     same = _rows(ours, start, stop) == _rows(theirs, start, stop)
-                except (tables.HDF5ExtError, ValueError, OSError) as exc:
-                    raise Unverified(f'{path} rows {start}-{stop} unreadable: {exc}') from None
+                except Exception as exc:
+                    raise Unverified(
+                        f'{path} rows {start}-{stop} unreadable: {type(exc).__name__}: {exc}'
+                    ) from None
                 if not same:
                     raise Unverified(f'{path}: rows {start}-{stop} differ from the original')
 

@@ -43,7 +43,7 @@ class SpoolFile:
     """A claimed spool file: its rows, and the events it holds that cannot be stored."""
 
     def __init__(
-        self, path: str, record: dict[str, Any], minimum_year: int, unknown_codes: set[tuple[str, str]]
+        self, path: str, record: dict[str, Any], rule: events.Rule, unknown_codes: set[tuple[str, str]]
     ) -> None:
         self.path = path
         self.name = os.path.basename(path)
@@ -51,7 +51,7 @@ class SpoolFile:
         self.cluster: str = record['cluster']
         self.events = len(record['event_list'])
         self.rows: list[rows.Row] = []
-        sound, self.unfit = events.split(record['event_list'], minimum_year)
+        sound, self.unfit = rule.split(record['event_list'])
         for event in sound:
             try:
                 self.rows.append(rows.convert(event, unknown_codes))
@@ -106,18 +106,22 @@ class StationRows:
 
     def append_to(self, day_file: DayFile, cluster: str, station_id: int) -> list[tuple[str, str, int, int]]:
         """Append; return (spool, node path, first row, count) of every spool file's rows."""
-        group = day_file.station(cluster, station_id)
-        blobs = day_file.blobs(group)
-        blob_base = int(blobs.nrows)
+        with day_file.writing():
+            group = day_file.station(cluster, station_id)
+            blobs = day_file.blobs(group)
+            blob_base = int(blobs.nrows)
+            append_blobs(blobs, self.blobs)
         written = [
             (spool, blobs._v_pathname, blob_base + offset, count)
             for spool, offset, count in self.segments[BLOBS]
         ]
-        append_blobs(blobs, self.blobs)
         for code in self.rows:
-            table = day_file.table(group, code)
-            first = int(table.nrows)
-            table.append(self.table_rows(code, first, blob_base))
+            with day_file.writing():
+                table = day_file.table(group, code)
+                first = int(table.nrows)
+            rows_array = self.table_rows(code, first, blob_base)  # the rows' own faults are theirs
+            with day_file.writing():
+                table.append(rows_array)
             written += [
                 (spool, table._v_pathname, first + offset, count)
                 for spool, offset, count in self.segments[code]
@@ -155,7 +159,7 @@ class Passes:
         self.ledger = book
         self.queue: collections.deque[str] = collections.deque()
         self.waiting: dict[str, tuple[float, str]] = {}  # spool name -> (monotonic retry, why)
-        self.suspects: list[list[str]] = []  # groups of spool names to try alone (bisection)
+        self.suspects: list[list[str]] = []  # spool names to try alone (bisection); the ledger keeps them
         self.soft_checked: dict[str, float] = {}  # day -> monotonic time of the last try
         self.current: list[str] = []  # what the pass under way claimed
 
@@ -169,6 +173,7 @@ class Passes:
             if group:
                 return group
             self.suspects.pop(0)
+            self.ledger.set_suspects(self.suspects)
         batch = self.config.batch_files
         if left:
             return left[:batch]
@@ -196,14 +201,15 @@ class Passes:
         A spool file that fails alone is the one: it goes to failed/.
         """
         stored = Stored()
-        if self.suspects:
-            self.suspects.pop(0)
+        suspects = self.suspects[1:] if self.suspects else []
         if len(claimed) == 1:
             self.fail(claimed[0], f'its pass fails: {reason}', stored)
-            return stored
-        names = [os.path.basename(path) for path in claimed]
-        half = (len(names) + 1) // 2
-        self.suspects[:0] = [names[:half], names[half:]]
+        else:
+            names = [os.path.basename(path) for path in claimed]
+            half = (len(names) + 1) // 2
+            suspects[:0] = [names[:half], names[half:]]
+        self.ledger.set_suspects(suspects)
+        self.suspects = suspects
         return stored
 
     # -- one pass ----------------------------------------------------------------------
@@ -234,7 +240,9 @@ class Passes:
         names = [f.name for f in ready]
         touched = {day for f in ready for day in f.days}
         for day in set(days) - touched:  # opened, but nothing of this pass goes there
-            days.pop(day).file.close()  # type: ignore[union-attr]
+            unused = days.pop(day)
+            if unused.file is not None:
+                unused.file.close()
         journal.write(
             self.data_dir,
             {
@@ -296,15 +304,15 @@ class Passes:
     def load(self, path: str, stored: Stored) -> SpoolFile | None:
         """The spool file at ``path``, converted; None if it went to failed/ instead."""
         try:
-            record = spoolfile.load(path)
-        except (spoolfile.SpoolError, OSError) as exc:
+            record = spoolfile.load(path)  # an OSError is the storage's: waited out
+        except spoolfile.SpoolError as exc:
             self.fail(path, f'unreadable spool file: {exc}', stored)
             return None
         problem = record_problem(record)
         if problem:
             self.fail(path, problem, stored)
             return None
-        return SpoolFile(path, record, self.config.minimum_year, stored.unknown_codes)
+        return SpoolFile(path, record, self.config.rule, stored.unknown_codes)
 
     def fail(self, path: str, reason: str, stored: Stored) -> None:
         """Set a spool file aside in failed/, byte for byte, with its reason."""
@@ -398,6 +406,8 @@ class Passes:
     def open_day(self, day: str) -> DayState:
         """The day file of ``day``, opened and checked against the ledger (DayFileDamaged if it fails)."""
         path = self.data_dir.day_file(*ledger.day_parts(day))
+        if self.ledger.settle_rebuild(day, path):
+            log.warning('finished the rebuild of %s that was interrupted after its swap', day)
         known = self.ledger.nodes(day)
         if not os.path.exists(path):
             if known:

@@ -80,7 +80,7 @@ class Writer:
                 raise AlreadyRunning(f'another writer is running on {self.data_dir.root}') from None
             previous = writerstate.read(self.data_dir)
             self.last_stored = dict(previous.stations) if previous else {}
-            if self.wait_out(self.recover):
+            if self.wait_out(self.recover) and self.wait_out(self.load_suspects):
                 self.drain(once)
 
     def drain(self, once: bool) -> None:
@@ -132,6 +132,9 @@ class Writer:
             self.idle('waiting', STORAGE_RETRY, reason)
         return False
 
+    def load_suspects(self) -> None:
+        self.passes.suspects = self.ledger.suspects()
+
     def recover(self) -> None:
         """Undo or finish a pass a crash (or a failure) interrupted."""
         journal.recover(self.data_dir, self.ledger, self.config.archive_days)
@@ -160,29 +163,33 @@ class Writer:
         """Undo a failed pass; wait if the storage is at fault, else find the spool file that fails."""
         claimed = self.passes.current
         reason = faults.storage_reason(exc, self.data_dir)
-        if isinstance(exc, DayFileDamaged) and exc.day:  # found while writing it: keep off it
-            self.ledger.mark_damaged(exc.day, str(exc), hard=exc.hard)
+        damaged = exc if isinstance(exc, DayFileDamaged) and exc.day else None
+        if damaged:  # found while writing it: keep off it
+            day = str(damaged.day)
             log.error(
-                'day file %s is damaged: %s; its events wait (hisparc-datastore rebuild %s)',
-                exc.day,
-                exc,
-                exc.day,
+                'day file %s is damaged: %s; its events wait (hisparc-datastore rebuild %s)', day, exc, day
             )
+            if not self.wait_out(lambda: self.ledger.mark_damaged(day, str(damaged), hard=damaged.hard)):
+                return 'waiting'
         if reason is None:
             log.error('pass of %d spool file(s) failed on their data; undoing it', len(claimed), exc_info=exc)
         else:
             log.warning('pass failed, the storage is at fault: %s; undoing it', reason)
         if not self.wait_out(self.recover):
             return 'waiting'
-        if isinstance(exc, DayFileDamaged) and exc.day:
+        if damaged:
             return 'stored'  # the next pass lets that day's files wait and stores the others
         if reason is not None:
             self.reason = reason
             if not self.once:
                 self.idle('waiting', STORAGE_RETRY, reason)
             return 'waiting'
-        stored = self.passes.suspect(claimed, f'{type(exc).__name__}: {exc}')
-        self.files_failed += stored.failed
+        suspected: list[Stored] = []
+        if not self.wait_out(
+            lambda: suspected.append(self.passes.suspect(claimed, f'{type(exc).__name__}: {exc}'))
+        ):
+            return 'waiting'
+        self.files_failed += suspected[0].failed
         return 'stored'
 
     def account(self, stored: Stored) -> None:
@@ -210,9 +217,9 @@ class Writer:
         try:
             if self.config.archive_days > 0:
                 expired = self.ledger.expired_archive(now - self.config.archive_days * DAY)
-                if expired:
-                    self.data_dir.remove_archived([path for _, path in expired])
+                if expired:  # the ledger first: it never names an archived copy that is gone
                     self.ledger.unarchive([spool for spool, _ in expired])
+                    self.data_dir.remove_archived([path for _, path in expired])
                     log.info(
                         'removed %d archived spool file(s) whose day files are older than %g days',
                         len(expired),

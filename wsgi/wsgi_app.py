@@ -81,7 +81,7 @@ def do_init(configfile: str) -> Endpoint:
 
 def is_data_suspicious(event_list: list[Any], minimum_year: int = MINIMUM_YEAR) -> bool:
     """True if any event of the list would be held in suspicious/."""
-    return bool(events.split(event_list, minimum_year)[1])
+    return bool(events.Rule(minimum_year).split(event_list)[1])
 
 
 def application(
@@ -144,8 +144,12 @@ def accept(endpoint: Endpoint, number: int, fields: dict[str, bytes]) -> Outcome
             return Outcome(rcodes.OK, 'a resend of a batch already stored', station=number)
         event_list = unpickle(pickled)
         files = store(endpoint, station, event_list, pickled)
-        with storage('recording the batch'):
-            received.record(number, checksum, len(event_list), files)
+        try:
+            with storage('recording the batch'):
+                received.record(number, checksum, len(event_list), files)
+        except Refused:  # no 100 without a record: the station sends it again, so no copy may stay
+            endpoint.data_dir.withdraw([(folder, name) for folder, name, _ in files])
+            raise
     where = ', '.join(f'{n} in {folder}/' for folder, _, n in files) or 'nothing'
     return Outcome(rcodes.OK, f'stored: {where}', station=number, events=len(event_list))
 
@@ -162,7 +166,7 @@ def store(
     endpoint: Endpoint, station: Station, event_list: list[Any], pickled: bytes
 ) -> list[tuple[str, str, int]]:
     """Spool the sound events in incoming/, the others in suspicious/; (folder, name, events) of each."""
-    good, held = events.split(event_list, endpoint.config.minimum_year)
+    good, held = endpoint.config.rule.split(event_list)
     # suspicious/ first: if incoming/ then fails, the resend duplicates only
     # events held for review, never rows in the datastore.
     whole = pickled if not (good and held) else None

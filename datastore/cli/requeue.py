@@ -7,7 +7,7 @@ import calendar
 import datetime
 import os
 
-from datastore import datadir, events, spoolfile
+from datastore import datadir, spoolfile
 
 from .common import Command, Failure, date, load_config
 
@@ -39,11 +39,11 @@ def run(args: argparse.Namespace) -> int:
         if not since <= mtime < until:
             continue
         # The writer holds back at least these events again: it applies the same rule.
-        good, held = events.split(record['event_list'], config.minimum_year)
+        good, held = config.rule.split(record['event_list'])
         if not good and not args.force:
             print(
                 f'keep {name}: station {record["station_id"]}, all {len(held)} event(s) would be '
-                f'held back again (dated before {config.minimum_year}, undated or malformed)'
+                f'held back again ({held[0][1]})'
             )
             kept += 1
             continue
