@@ -14,6 +14,8 @@ import logging
 import logging.handlers
 import os
 import sys
+import time
+from collections.abc import Callable
 from typing import Any
 
 from . import events
@@ -22,16 +24,23 @@ DAY = 24 * 3600
 ENVIRONMENT = 'HISPARC_DATASTORE_CONFIG'  # where the processes find config.ini
 DEFAULT_PATH = '/etc/hisparc/datastore.ini'
 
+
+def addresses(text: str) -> frozenset[str]:
+    """A list of addresses, separated by spaces or commas."""
+    return frozenset(text.replace(',', ' ').split())
+
+
 # (section, key, type, default); default None means required.
-KEYS = (
+KEYS: tuple[tuple[str, str, Callable[[str], Any], Any], ...] = (
     ('General', 'log', str, None),
     ('General', 'loglevel', str, 'info'),
     ('General', 'station_list', str, None),
     ('General', 'data_dir', str, None),
     ('General', 'minimum_year', int, 2020),
-    ('General', 'max_upload_bytes', int, 64 * 1024 * 1024),
+    ('General', 'max_upload_bytes', int, 16 * 1024 * 1024),
     ('General', 'resend_window', float, 7.0),
     ('General', 'max_future', float, 1.0),
+    ('General', 'trusted_proxies', addresses, frozenset()),
     ('General', 'audit_days', float, 30.0),
     ('Writer', 'sleep', float, 5.0),
     ('Writer', 'batch_files', int, 100),
@@ -59,6 +68,7 @@ class Config:
     max_upload_bytes: int
     resend_window: float  # days
     max_future: float  # days an event may be dated after the server's clock
+    trusted_proxies: frozenset[str]  # addresses whose X-Forwarded-For names the client
     audit_days: float  # days the batch record and the ledger keep a batch
     sleep: float  # seconds
     batch_files: int  # spool files the writer stores per pass
@@ -161,6 +171,14 @@ def load(path: str) -> Config:
     return config
 
 
+class UTCFormatter(logging.Formatter):
+    """Times in UTC, ISO 8601 with their zone (``2026-11-24T02:18:39.123Z``), as ``status`` speaks."""
+
+    converter = time.gmtime  # type: ignore[assignment]  # (typeshed takes its default for none)
+    default_time_format = '%Y-%m-%dT%H:%M:%S'
+    default_msec_format = '%s.%03dZ'
+
+
 def setup_logging(config: Config, suffix: str) -> None:
     """Log to ``config.log`` + ``suffix`` (``-`` logs to stderr).
 
@@ -171,7 +189,7 @@ def setup_logging(config: Config, suffix: str) -> None:
         handler: logging.Handler = logging.StreamHandler(sys.stderr)
     else:
         handler = logging.handlers.WatchedFileHandler(config.log + suffix)
-    handler.setFormatter(logging.Formatter('%(asctime)s %(process)d %(name)s %(levelname)s %(message)s'))
+    handler.setFormatter(UTCFormatter('%(asctime)s %(process)d %(name)s %(levelname)s %(message)s'))
     handler.set_name(LOG_HANDLER)
     root = logging.getLogger()
     for old in [h for h in root.handlers if h.get_name() == LOG_HANDLER]:  # ours only: set up again

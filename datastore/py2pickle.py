@@ -16,6 +16,8 @@ import datetime
 import struct
 from typing import Any
 
+from .safepickle import ImpossibleTime
+
 
 class NumpyScalar:
     """Marks a value that pysparc sends as a numpy scalar (``int32`` etc.)."""
@@ -145,6 +147,9 @@ class _Emitter:
             )
             self.global_('datetime', 'datetime')
             self.call(state)
+        elif isinstance(obj, ImpossibleTime):  # a broken station clock's state, as it sends it
+            self.global_('datetime', 'datetime')
+            self.call(obj.state)
         elif isinstance(obj, NumpyScalar):
             self.global_('numpy.core.multiarray', 'scalar')
             self.call(_Dtype(obj.dtype), struct.pack(_NUMPY_FORMATS[obj.dtype], obj.value))

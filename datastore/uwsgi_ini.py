@@ -22,7 +22,6 @@ PRODUCTION = {
     'run_dir': '/run/hisparc',
     'http_socket': '127.0.0.1:8080',
     'processes': '4',
-    'limit_post': '67108864',
     'upload_app': '%(home_dir)/examples/application.wsgi',
     'status_app': '%(home_dir)/examples/status.wsgi',
     'writer': '%(venv)/bin/hisparc-writer',
@@ -60,18 +59,19 @@ but the status URL reaches the upload endpoint, which ignores path and method.""
         ('mount', '/hisparc/status=%(status_app)'),
     )),
     ("""\
-Bodies: at most [General] max_upload_bytes (64 MiB by default; uWSGI closes
-the connection on a larger one). The app reads exactly Content-Length bytes
-itself and answers a body that breaks off with 400, so uWSGI buffers nothing:
-put a buffering proxy (nginx) in front if many stations are slow senders.""", (
-        ('limit-post', '%(limit_post)'),
+Bodies: the app reads exactly Content-Length bytes itself, answers a body
+that breaks off, or one over [General] max_upload_bytes, with 400 (it reads
+and drops up to twice the limit first, so the sender reads the 400), and
+uWSGI buffers nothing. A slow sender holds a worker while it sends: put a
+buffering proxy (nginx, examples/nginx/) in front. A sender silent this long
+gets its 400 (the body could not be read).""", (
+        ('socket-timeout', '60'),
     )),
     ("""\
 A request still running after this long kills its worker (a new one is
 spawned); well within the Windows client's 600 s read timeout, so the
-station soon retries. A client silent this long on the socket is dropped.""", (
+station soon retries.""", (
         ('harakiri', '300'),
-        ('socket-timeout', '60'),
     )),
 )
 

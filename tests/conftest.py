@@ -2,6 +2,7 @@ import pytest
 
 from datastore import config as config_mod
 from tests.support import spec
+from tests.support.endpoint import Endpoint
 
 
 @pytest.fixture
@@ -39,3 +40,18 @@ def make_config(tmp_path):
 @pytest.fixture
 def config(make_config):
     return config_mod.load(make_config())
+
+
+@pytest.fixture
+def endpoint(make_config):
+    """An Endpoint factory; keyword arguments are [General] keys of its config."""
+
+    def make(**general):
+        return Endpoint(make_config(**general))
+
+    return make
+
+
+@pytest.fixture
+def ep(endpoint):
+    return endpoint()

@@ -24,7 +24,7 @@ def test_seed_format_loads_with_inline_comments_and_defaults(tmp_path):
     assert config.data_dir == '/tmp/datastore'
     assert config.sleep == 5.0
     assert config.minimum_year == 2020
-    assert config.max_upload_bytes == 64 * 1024 * 1024
+    assert config.max_upload_bytes == 16 * 1024 * 1024
     assert config.resend_window_seconds == 7 * 24 * 3600
 
 

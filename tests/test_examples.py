@@ -105,9 +105,9 @@ def test_examples_uwsgi_ini_is_the_option_table_that_serve_and_the_tests_run():
     assert (EXAMPLES / 'uwsgi.ini').read_text() == uwsgi_ini.render()
 
 
-def test_uwsgi_ini_limit_post_is_the_default_max_upload_bytes():
-    defaults = {key: default for _, key, _, default in config_mod.KEYS}
-    assert ini_values(EXAMPLES / 'uwsgi.ini', 'limit-post') == [str(defaults['max_upload_bytes'])]
+def test_uwsgi_ini_leaves_the_body_limit_to_the_app_which_answers_400():
+    assert ini_values(EXAMPLES / 'uwsgi.ini', 'limit-post') == []
+    assert ini_values(EXAMPLES / 'uwsgi.ini', 'post-buffering') == []
 
 
 def test_uwsgi_ini_has_the_production_settings():
@@ -122,7 +122,6 @@ def test_uwsgi_ini_has_the_production_settings():
         'processes',
         'threads',
         'harakiri',
-        'limit-post',
         'socket-timeout',
         'die-on-term',
         'need-app',

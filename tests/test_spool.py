@@ -15,8 +15,8 @@ EVENTS = factory.batch(datetime.datetime(2024, 6, 1, 23, 59), random.Random(5))
 
 @pytest.mark.parametrize(
     'pickled',
-    [py2pickle.dumps(EVENTS), pickle.dumps(EVENTS, protocol=0)],
-    ids=['python2', 'python3-protocol0'],
+    [py2pickle.dumps(EVENTS), pickle.dumps(EVENTS, protocol=0), pickle.dumps(EVENTS, protocol=1)],
+    ids=['python2', 'python3-protocol0', 'python3-protocol1'],
 )
 @pytest.mark.parametrize('cluster', ['Amsterdam', "Zürich 'quote' \\ back"])
 def test_splice_is_the_spool_record_around_the_stations_own_bytes(pickled, cluster):
@@ -27,8 +27,8 @@ def test_splice_is_the_spool_record_around_the_stations_own_bytes(pickled, clust
     assert pickle.loads(spliced, encoding='latin1') == expected  # any Python 3 reader
 
 
-@pytest.mark.parametrize('protocol', range(1, pickle.HIGHEST_PROTOCOL + 1))
-def test_splice_leaves_binary_protocols_to_dumps(protocol):
+@pytest.mark.parametrize('protocol', range(2, pickle.HIGHEST_PROTOCOL + 1))
+def test_splice_leaves_protocols_with_a_proto_opcode_to_dumps(protocol):
     assert spoolfile.splice(501, 'Amsterdam', pickle.dumps(EVENTS, protocol=protocol)) is None
 
 

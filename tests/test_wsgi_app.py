@@ -3,6 +3,7 @@
 import datetime
 import errno
 import functools
+import io
 import os
 import pathlib
 import pickle
@@ -16,57 +17,11 @@ import time
 import pytest
 import webtest
 
-from datastore import datadir, events, factory, py2pickle, received, safepickle, spoolfile
+from datastore import datadir, events, factory, py2pickle, received, safepickle
+from tests.support.endpoint import PASSWORD
 from tests.support.pickles import WHEN, batch, deeply_nested, hostile_pickles, shared_reference_bomb
 from tests.support.uwsgi_server import upload_body
 from wsgi import rcodes, wsgi_app
-
-PASSWORD = 's3cret'
-
-
-class Endpoint:
-    """The app for one config, and what it left on disk and in its log."""
-
-    def __init__(self, configfile):
-        self.configfile = configfile
-        self.app = webtest.TestApp(functools.partial(wsgi_app.application, configfile=configfile))
-        self.data_dir = pathlib.Path(configfile).parent / 'datastore'
-        self.log_path = pathlib.Path(configfile).parent / 'hisparc.log-wsgi'
-
-    def post(self, body, path='/hisparc/upload', **kwargs):
-        response = self.app.post(path, body, content_type='application/x-www-form-urlencoded', **kwargs)
-        assert response.status_int == 200 and response.content_type == 'text/plain'
-        return response.text
-
-    def upload(self, events, station=501, password=PASSWORD, **kwargs):
-        pickled = events if isinstance(events, bytes) else py2pickle.dumps(events)
-        return self.post(upload_body(station, password, pickled, **kwargs))
-
-    def files(self, folder):
-        path = self.data_dir / folder
-        return sorted(path.iterdir()) if path.is_dir() else []
-
-    def spooled(self, folder=datadir.INCOMING):
-        return [spoolfile.load(path) for path in self.files(folder)]
-
-    def log(self):
-        return self.log_path.read_text() if self.log_path.exists() else ''
-
-
-@pytest.fixture
-def endpoint(make_config):
-    """An Endpoint factory; keyword arguments are [General] keys of its config."""
-
-    def make(**general):
-        return Endpoint(make_config(**general))
-
-    return make
-
-
-@pytest.fixture
-def ep(endpoint):
-    return endpoint()
-
 
 # -- the reply -----------------------------------------------------------------
 
@@ -325,22 +280,33 @@ def test_unparsable_bodies_answer_400(ep, body):
     assert not ep.data_dir.joinpath(datadir.INCOMING).exists()
 
 
-def test_a_body_over_the_limit_answers_400_unread(endpoint):
-    ep = endpoint(max_upload_bytes=2000)
-    small = [factory.event('SIN', WHEN, random.Random(1))]
-    assert len(upload_body(501, PASSWORD, py2pickle.dumps(small))) <= 2000
+class Counted(io.BytesIO):
+    """A request body that counts what the app reads of it."""
 
-    class Untouchable:
-        def read(self, *args):
-            raise AssertionError('the body was read')
+    taken = 0
 
-    environ = {'REQUEST_METHOD': 'POST', 'CONTENT_LENGTH': '2001', 'wsgi.input': Untouchable()}
-    replies = []
-    body = wsgi_app.application(
-        environ, lambda status, headers: replies.append((status, headers)), configfile=ep.configfile
-    )
-    assert b''.join(body) == b'400' and replies[0][0] == '200 OK'
-    assert ep.upload(small) == '100'  # a body within the limit passes
+    def read(self, size=-1):
+        chunk = super().read(size)
+        self.taken += len(chunk)
+        return chunk
+
+
+def post_raw(ep, body, length):
+    stream = Counted(body)
+    environ = {'REQUEST_METHOD': 'POST', 'CONTENT_LENGTH': str(length), 'wsgi.input': stream}
+    reply = b''.join(wsgi_app.application(environ, lambda *args: None, configfile=ep.configfile))
+    return reply.decode(), stream.taken
+
+
+def test_the_body_limit_is_exact_and_a_body_over_it_is_dropped_unparsed(endpoint):
+    body = upload_body(501, PASSWORD, py2pickle.dumps([factory.event('SIN', WHEN, random.Random(1))]))
+    ep = endpoint(max_upload_bytes=len(body))
+    assert post_raw(ep, body, len(body)) == ('100', len(body))  # exactly at the limit
+    over = body + b'&x=1'
+    assert post_raw(ep, over, len(over)) == ('400', len(over))  # read to the end, so the 400 is read
+    assert f'body of {len(over)} bytes is over the limit of {len(body)}' in ep.log()
+    huge = body * 10
+    assert post_raw(ep, huge, len(huge)) == ('400', 2 * len(body))  # dropped up to twice the limit
 
 
 def test_a_body_shorter_than_its_length_answers_400(ep):
@@ -521,16 +487,49 @@ def test_an_unreadable_station_list_answers_404_and_says_so(ep, tmp_path):
 # -- logging -------------------------------------------------------------------------------
 
 
-def test_one_info_line_per_upload_and_never_a_password(endpoint):
+def test_one_line_per_upload_with_the_client_and_never_a_password(endpoint):
     ep = endpoint(stations='501,Amsterdam,Zq7-secret-Xv\n', loglevel='debug')
     assert ep.upload(batch(), password='Zq7-secret-Xv') == '100'
     assert ep.upload(batch(), password='Zq7-wrong-Xv') == '203'
     assert ep.post(b'') == '400'
-    lines = [line for line in ep.log().splitlines() if ' upload station ' in line]
-    assert len(lines) == 3 and all(' INFO ' in line for line in lines)
-    assert 'station 501: 100 events, code 100' in lines[0] and lines[0].endswith(' ms')
-    assert 'code 203' in lines[1] and 'code 400' in lines[2]
+    lines = [line for line in ep.log().splitlines() if ' upload from ' in line]
+    assert len(lines) == 3
+    assert ' INFO upload from 127.0.0.1 station 501: 100 events, code 100' in lines[0]
+    assert lines[0].endswith(' ms')
+    assert ' WARNING upload from 127.0.0.1 station 501: - events, code 203 (wrong password)' in lines[1]
+    assert ' INFO upload from 127.0.0.1 station -: - events, code 400' in lines[2]
     assert 'Zq7' not in ep.log()
+
+
+@pytest.mark.parametrize('refusal', ['203', '206', '201', '208', '400'])
+def test_every_refusal_names_the_client(ep, refusal):
+    bodies = {'203': {'password': 'wrong'}, '206': {'station': 999}, '201': {'checksum': '0' * 32}}
+    if refusal in bodies:
+        assert ep.upload(batch(), **bodies[refusal]) == refusal
+    elif refusal == '208':
+        assert ep.upload(b'not a pickle') == '208'
+    else:
+        assert ep.post(b'station_id=501') == '400'
+    (line,) = [line for line in ep.log().splitlines() if f'code {refusal}' in line]
+    assert ' upload from 127.0.0.1 ' in line
+    assert (' WARNING ' in line) == (refusal in ('203', '206'))
+
+
+def test_a_wrong_password_sent_again_is_a_retry_not_a_new_guess(ep):
+    for _ in range(3):
+        assert ep.upload(batch(), password='wrong') == '203'
+    assert ep.upload(batch(), password='other') == '203'
+    reasons = [line.split('(')[-1].split(')')[0] for line in ep.log().splitlines() if 'code 203' in line]
+    assert reasons == ['wrong password', 'wrong password, again', 'wrong password, again', 'wrong password']
+
+
+def test_the_client_behind_a_trusted_proxy_is_the_one_it_forwards(endpoint):
+    ep = endpoint(trusted_proxies='10.0.0.1, 10.0.0.2')
+    headers = {'X-Forwarded-For': '192.0.2.7, 10.0.0.2'}
+    ep.app.post('/', b'', extra_environ={'REMOTE_ADDR': '10.0.0.1'}, headers=headers)
+    ep.app.post('/', b'', extra_environ={'REMOTE_ADDR': '198.51.100.9'}, headers=headers)  # not trusted
+    lines = [line for line in ep.log().splitlines() if ' upload from ' in line]
+    assert ' upload from 192.0.2.7 ' in lines[0] and ' upload from 198.51.100.9 ' in lines[1]
 
 
 def test_the_upload_path_imports_neither_pytables_nor_numpy(tmp_path, make_config):

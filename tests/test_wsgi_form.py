@@ -4,6 +4,7 @@ import hashlib
 import io
 import pickle
 import random
+import time
 import urllib.parse
 
 import pytest
@@ -92,13 +93,36 @@ def test_read_body_that_fails_mid_way_is_a_form_error():
         form.read_body({'CONTENT_LENGTH': '10', 'wsgi.input': HungUp()}, limit=100)
 
 
-def test_read_body_over_the_limit_is_not_read():
-    class Untouchable:
-        def read(self, *args):
-            raise AssertionError('the body was read')
+def test_read_body_over_the_limit_drops_at_most_twice_the_limit_unparsed():
+    stream = io.BytesIO(b'x' * 1000)
+    with pytest.raises(FormError, match=r'over the limit of 100 \(200 read and dropped\)'):
+        form.read_body({'CONTENT_LENGTH': '1000', 'wsgi.input': stream}, limit=100)
+    assert stream.tell() == 200
 
+
+def test_dropping_a_refused_body_stops_after_its_time(monkeypatch):
+    monkeypatch.setattr(form, 'DRAIN_SECONDS', 0.2)
+
+    class Slow:
+        def read(self, size):
+            time.sleep(0.05)
+            return b'x'
+
+    started = time.monotonic()
     with pytest.raises(FormError, match='over the limit'):
-        form.read_body({'CONTENT_LENGTH': '101', 'wsgi.input': Untouchable()}, limit=100)
+        form.read_body({'CONTENT_LENGTH': '100000', 'wsgi.input': Slow()}, limit=100)
+    assert time.monotonic() - started < 0.5
+
+
+def test_a_chunked_body_is_refused():
+    with pytest.raises(FormError, match='chunked'):
+        form.read_body({'HTTP_TRANSFER_ENCODING': 'chunked', 'wsgi.input': io.BytesIO(b'')}, limit=100)
+
+
+@pytest.mark.parametrize('length', ['1e3', '-5', '²', '١٢'])
+def test_a_content_length_that_is_not_ascii_digits_is_refused(length):
+    with pytest.raises(FormError, match='is not a number'):
+        form.read_body({'CONTENT_LENGTH': length, 'wsgi.input': io.BytesIO(b'')}, limit=100)
 
 
 def test_parse_returns_the_four_fields_decoded_and_ignores_others():

@@ -9,6 +9,7 @@ from __future__ import annotations
 import binascii
 import contextlib
 import hashlib
+import time
 import urllib.parse
 from typing import Any
 
@@ -21,14 +22,28 @@ class FormError(Refused):
     code = INVALID_POST_DATA
 
 
+DRAIN_SECONDS = 10.0  # at most this long spent reading a refused body, so its sender reads the 400
+CHUNK = 65536
+
+
 def read_body(environ: dict[str, Any], limit: int) -> bytes:
-    """Exactly CONTENT_LENGTH bytes of the request body; a body over ``limit`` is not read."""
+    """Exactly CONTENT_LENGTH bytes of the request body.
+
+    A body over ``limit``, or sent in chunks (no client of the protocol
+    does), is refused: read and dropped first (up to twice the limit, and
+    ``DRAIN_SECONDS``), because a client that is still sending when the
+    connection closes reads a reset, not the 400.
+    """
+    if 'chunked' in environ.get('HTTP_TRANSFER_ENCODING', '').lower():
+        drained = drain_chunks(2 * limit)
+        raise FormError(f'a chunked body ({drained} bytes read and dropped); stations send Content-Length')
     raw = environ.get('CONTENT_LENGTH') or '0'
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()):
         raise FormError(f'Content-Length {raw[:20]!r} is not a number')
     length = int(raw)
     if length > limit:
-        raise FormError(f'body of {length} bytes is over the limit of {limit}')
+        drained = drain(environ['wsgi.input'], min(length, 2 * limit))
+        raise FormError(f'body of {length} bytes is over the limit of {limit} ({drained} read and dropped)')
     stream, chunks, left = environ['wsgi.input'], [], length
     while left:
         try:
@@ -40,6 +55,36 @@ def read_body(environ: dict[str, Any], limit: int) -> bytes:
         chunks.append(chunk)
         left -= len(chunk)
     return b''.join(chunks)
+
+
+def drain(stream: Any, length: int) -> int:
+    """Read and drop up to ``length`` bytes of ``stream`` within DRAIN_SECONDS; return how many."""
+    deadline = time.monotonic() + DRAIN_SECONDS
+    read = 0
+    with contextlib.suppress(OSError):
+        while read < length and time.monotonic() < deadline:
+            chunk = stream.read(min(CHUNK, length - read))
+            if not chunk:
+                break
+            read += len(chunk)
+    return read
+
+
+def drain_chunks(limit: int) -> int:
+    """Read and drop a chunked body (uWSGI's chunked input), up to ``limit`` bytes and DRAIN_SECONDS."""
+    try:
+        import uwsgi  # noqa: PLC0415 (only inside uWSGI)
+    except ImportError:
+        return 0
+    deadline = time.monotonic() + DRAIN_SECONDS
+    read = 0
+    with contextlib.suppress(OSError):
+        while read < limit and time.monotonic() < deadline:
+            chunk = uwsgi.chunked_read(int(DRAIN_SECONDS))
+            if not chunk:
+                break
+            read += len(chunk)
+    return read
 
 
 # Quoted-printable escapes are percent escapes with '=' for '%', and

@@ -13,6 +13,7 @@ neither PyTables nor numpy.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import hmac
@@ -29,7 +30,7 @@ from datastore.protocol import Refused
 from datastore.received import Received
 from datastore.stations import Station
 
-from . import form, memory, rcodes
+from . import clients, form, memory, rcodes
 from .stationlist import StationList
 
 log = logging.getLogger('wsgi.upload')
@@ -45,6 +46,7 @@ class Outcome:
     reason: str
     station: int | None = None
     events: int | None = None
+    client: str = '-'
 
 
 @dataclasses.dataclass
@@ -55,6 +57,7 @@ class Endpoint:
     data_dir: DataDir
     stations: StationList
     received: Received
+    repeats: clients.Repeats = dataclasses.field(default_factory=clients.Repeats)
 
 
 _endpoints: dict[str, Endpoint] = {}
@@ -84,13 +87,19 @@ def is_data_suspicious(event_list: list[Any], minimum_year: int = MINIMUM_YEAR) 
     return bool(events.Rule(minimum_year).split(event_list)[1])
 
 
+# A wrong password or an unknown station is logged at WARNING (fail2ban reads those)
+LOG_LEVELS = {rcodes.WRONG_PASSWORD: logging.WARNING, rcodes.STATION_UNKNOWN: logging.WARNING}
+
+
 def application(
     environ: dict[str, Any], start_response: Callable[..., Any], configfile: str
 ) -> Iterable[bytes]:
     started = time.perf_counter()
     outcome = answer(environ, configfile)
-    log.info(
-        'upload station %s: %s events, code %s (%s), %.1f ms',
+    log.log(
+        LOG_LEVELS.get(outcome.code, logging.INFO),
+        'upload from %s station %s: %s events, code %s (%s), %.1f ms',
+        outcome.client,
         '-' if outcome.station is None else outcome.station,
         '-' if outcome.events is None else outcome.events,
         outcome.code,
@@ -104,16 +113,20 @@ def application(
 
 def answer(environ: dict[str, Any], configfile: str) -> Outcome:
     """The outcome of this request; nothing escapes."""
+    client = environ.get('REMOTE_ADDR') or '-'
     try:
-        return upload(do_init(configfile), environ)
+        endpoint = do_init(configfile)
+        client = clients.client_address(environ, endpoint.config.trusted_proxies)
+        outcome = upload(endpoint, environ)
     except Refused as exc:  # before the station is known
-        return Outcome(exc.code, str(exc))
+        outcome = Outcome(exc.code, str(exc))
     except config_mod.ConfigError as exc:
         log.error('%s', exc)
-        return Outcome(rcodes.STORAGE_UNAVAILABLE, 'no usable configuration')
+        outcome = Outcome(rcodes.STORAGE_UNAVAILABLE, 'no usable configuration')
     except Exception:
         log.exception('unexpected error handling an upload')
-        return Outcome(rcodes.STORAGE_UNAVAILABLE, 'unexpected error')
+        outcome = Outcome(rcodes.STORAGE_UNAVAILABLE, 'unexpected error')
+    return dataclasses.replace(outcome, client=client)
 
 
 def upload(endpoint: Endpoint, environ: dict[str, Any]) -> Outcome:
@@ -123,7 +136,14 @@ def upload(endpoint: Endpoint, environ: dict[str, Any]) -> Outcome:
     try:
         return accept(endpoint, number, fields)
     except Refused as exc:
-        return Outcome(exc.code, str(exc), station=number)
+        reason = str(exc)
+        if exc.code in LOG_LEVELS:
+            client = clients.client_address(environ, endpoint.config.trusted_proxies)
+            if endpoint.repeats.again(
+                client, number, fields['password'] if exc.code == rcodes.WRONG_PASSWORD else b''
+            ):
+                reason += ', again'
+        return Outcome(exc.code, reason, station=number)
 
 
 def accept(endpoint: Endpoint, number: int, fields: dict[str, bytes]) -> Outcome:
@@ -143,14 +163,19 @@ def accept(endpoint: Endpoint, number: int, fields: dict[str, bytes]) -> Outcome
         if _seen(received, number, checksum):
             return Outcome(rcodes.OK, 'a resend of a batch already stored', station=number)
         event_list = unpickle(pickled)
-        files = store(endpoint, station, event_list, pickled)
+        files, held = store(endpoint, station, event_list, pickled)
         try:
             with storage('recording the batch'):
                 received.record(number, checksum, len(event_list), files)
         except Refused:  # no 100 without a record: the station sends it again, so no copy may stay
             endpoint.data_dir.withdraw([(folder, name) for folder, name, _ in files])
             raise
-    where = ', '.join(f'{n} in {folder}/' for folder, _, n in files) or 'nothing'
+    where = (
+        ', '.join(
+            f'{n} in {folder}/' + (f' ({held})' if folder == SUSPICIOUS else '') for folder, _, n in files
+        )
+        or 'nothing'
+    )
     return Outcome(rcodes.OK, f'stored: {where}', station=number, events=len(event_list))
 
 
@@ -164,8 +189,11 @@ def unpickle(pickled: bytes) -> list[Any]:
 
 def store(
     endpoint: Endpoint, station: Station, event_list: list[Any], pickled: bytes
-) -> list[tuple[str, str, int]]:
-    """Spool the sound events in incoming/, the others in suspicious/; (folder, name, events) of each."""
+) -> tuple[list[tuple[str, str, int]], str]:
+    """Spool the sound events in incoming/, the others in suspicious/.
+
+    Returns (folder, name, events) of each spool file, and why events were held.
+    """
     good, held = endpoint.config.rule.split(event_list)
     # suspicious/ first: if incoming/ then fails, the resend duplicates only
     # events held for review, never rows in the datastore.
@@ -184,7 +212,13 @@ def store(
             name = unique_name(station.number)
             endpoint.data_dir.deliver(folder, name, payload)
             delivered.append((folder, name, count))
-    return delivered
+    return delivered, _reasons(held)
+
+
+def _reasons(held: list[events.Held]) -> str:
+    """Why events were held, in a few words: each reason once, with how often."""
+    counts = collections.Counter(reason for _, reason in held)
+    return '; '.join(f'{reason} (x{n})' if n > 1 else reason for reason, n in counts.most_common(5))
 
 
 def _spool_payload(station: Station, batch: list[Any], pickled: bytes | None) -> bytes:

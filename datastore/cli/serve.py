@@ -64,7 +64,6 @@ def ini(config: config_mod.Config, var: str, port: int, processes: int) -> str:
             'run_dir': run_dir,
             'http_socket': f'127.0.0.1:{port}',
             'processes': str(processes),
-            'limit_post': str(config.max_upload_bytes),
             'upload_app': 'wsgi.apps:upload',
             'status_app': 'wsgi.apps:status',
             # exec: uWSGI runs it with /bin/sh -c, and its signals must reach the writer

@@ -66,7 +66,6 @@ class Server:
 
 def ini(configfile, port, run_dir, processes=2, application=APPLICATION, attach_writer=False):
     """The production ini for ``configfile`` on loopback ``port``."""
-    config = config_mod.load(configfile)
     return uwsgi_ini.render(
         {
             'home_dir': str(ROOT),
@@ -75,7 +74,6 @@ def ini(configfile, port, run_dir, processes=2, application=APPLICATION, attach_
             'run_dir': str(run_dir),
             'http_socket': f'127.0.0.1:{port}',
             'processes': str(processes),
-            'limit_post': str(config.max_upload_bytes),
             'upload_app': str(application),
             'writer': f'{sys.executable} -m writer',
         },
