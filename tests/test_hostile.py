@@ -7,7 +7,6 @@ real one.
 
 import datetime
 import pickle
-import time
 
 import pytest
 
@@ -49,12 +48,11 @@ def test_the_writer_stores_it_under_the_station_that_sent_it(ep, make_config, tm
 
 
 @pytest.mark.parametrize('name', list(BOMBS))
-def test_an_allocation_bomb_is_refused_within_a_second(ep, name):
-    started = time.monotonic()
+def test_an_allocation_bomb_is_refused_and_the_next_upload_is_fine(ep, name):
+    # the time and the worker's memory are measured in a real uWSGI worker: test_hostile_uwsgi.py
     assert ep.upload(BOMBS[name]) == '208'
-    assert time.monotonic() - started < 1.0
     assert ep.files(datadir.INCOMING) == [] == ep.files(datadir.SUSPICIOUS)
-    assert ep.upload(batch()) == '100'  # and the next upload is fine
+    assert ep.upload(batch()) == '100'
 
 
 def test_unpickling_has_no_more_address_space_than_32_times_the_pickle():
