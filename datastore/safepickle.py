@@ -116,14 +116,18 @@ class ImpossibleTime:
     __repr__ = __str__
 
 
-def _datetime(*args: Any) -> datetime.datetime | ImpossibleTime:
+def _datetime(state: Any, *more: Any) -> datetime.datetime | ImpossibleTime:
     """Stand-in for ``datetime.datetime``, which pickles rebuild from a 10-byte state."""
-    if len(args) != 1 or not isinstance(args[0], (bytes, str)) or len(args[0]) != 10:
+    if more or type(state) not in (bytes, str) or len(state) != 10:
         raise PickleRefused('datetime with unexpected arguments (only a naive state)')
-    state = args[0].encode('latin1') if isinstance(args[0], str) else args[0]
-    if not 1 <= state[2] <= 12:  # CPython would not even take it as a state
+    if type(state) is str:  # a Python 2 state, read as latin-1
+        state = state.encode('latin1')
+    month, day, hour, minute, second = state[2:7]
+    if 1 <= month <= 12 and 1 <= day <= 28 and hour < 24 and minute < 60 and second < 60:
+        return datetime.datetime(state)  # type: ignore[call-arg]  # real: the fast constructor
+    if not 1 <= month <= 12:  # CPython would not even take it as a state
         return ImpossibleTime(state)
-    when = datetime.datetime(state)  # type: ignore[arg-type,call-arg]  # the pickle's constructor
+    when = datetime.datetime(state)  # type: ignore[call-arg]
     try:
         when.replace()  # the state is not checked; a new datetime is
     except ValueError:
