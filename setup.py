@@ -1,6 +1,7 @@
 """The HiSPARC datastore.
 
-``pip install .`` is the upload endpoint alone (standard library only),
+``pip install .`` is the upload endpoint alone (the standard library and
+prometheus_client),
 ``.[writer]`` adds the writer (numpy, PyTables), ``.[serve]`` is all one host
 runs (both, and uWSGI), ``.[test]`` adds the tests' and linters' tools.
 """
@@ -21,7 +22,7 @@ setup(
     license='GPL-3.0-or-later',
     packages=['datastore', 'datastore.cli', 'wsgi', 'writer'],
     python_requires='>=3.9',
-    install_requires=[],
+    install_requires=['prometheus_client>=0.16'],
     extras_require={
         'writer': WRITER,
         'serve': SERVE,

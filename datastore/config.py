@@ -42,6 +42,8 @@ KEYS: tuple[tuple[str, str, Callable[[str], Any], Any], ...] = (
     ('General', 'max_future', float, 1.0),
     ('General', 'trusted_proxies', addresses, frozenset()),
     ('General', 'audit_days', float, 30.0),
+    ('General', 'max_queue_age', float, 600.0),
+    ('General', 'max_pause', float, 4 * 3600.0),
     ('Writer', 'sleep', float, 5.0),
     ('Writer', 'batch_files', int, 100),
     ('Writer', 'archive_days', float, 7.0),
@@ -50,7 +52,16 @@ KEYS: tuple[tuple[str, str, Callable[[str], Any], Any], ...] = (
 
 LOGLEVELS = ('debug', 'info', 'warning', 'error', 'critical')
 LOG_HANDLER = 'hisparc-datastore'
-NOT_NEGATIVE = ('max_upload_bytes', 'resend_window', 'max_future', 'sleep', 'audit_days', 'archive_days')
+NOT_NEGATIVE = (
+    'max_upload_bytes',
+    'resend_window',
+    'max_future',
+    'sleep',
+    'audit_days',
+    'archive_days',
+    'max_queue_age',
+    'max_pause',
+)
 
 
 class ConfigError(Exception):
@@ -70,6 +81,8 @@ class Config:
     max_future: float  # days an event may be dated after the server's clock
     trusted_proxies: frozenset[str]  # addresses whose X-Forwarded-For names the client
     audit_days: float  # days the batch record and the ledger keep a batch
+    max_queue_age: float  # seconds the oldest queued file may wait before the datastore is unwell
+    max_pause: float  # seconds the writer may be paused before the datastore is unwell
     sleep: float  # seconds
     batch_files: int  # spool files the writer stores per pass
     archive_days: float  # days stored spool files are kept after their day files' last write

@@ -228,6 +228,13 @@ class DataDir:
     def paused(self) -> bool:
         return os.path.exists(self.path(WRITER_PAUSE))
 
+    def paused_since(self) -> float | None:
+        """When the writer was asked to pause (unix time), or None."""
+        try:
+            return os.stat(self.path(WRITER_PAUSE)).st_mtime
+        except FileNotFoundError:
+            return None
+
     def pause(self) -> bool:
         """Ask the writer to pause; False if it already was."""
         if self.paused():

@@ -356,6 +356,15 @@ class Ledger:
                 (time.time(), since, batches, len(unaccounted), int(deep), json.dumps(unaccounted[:100])),
             )
 
+    def stored_per_hour(self, since: float) -> dict[int, int]:
+        """{start of an hour (unix time): rows stored in it} since ``since``."""
+        rows = self._db().execute(
+            'SELECT CAST(stored / 3600 AS INTEGER) * 3600, SUM(rows) FROM spools WHERE stored >= ? '
+            'GROUP BY 1',
+            (since,),
+        )
+        return {int(hour): int(count) for hour, count in rows}
+
     def last_audit(self) -> dict[str, Any] | None:
         row = (
             self._db()

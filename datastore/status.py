@@ -1,7 +1,7 @@
 """The figures an operator looks at.
 
 One function, read by ``hisparc-datastore status`` and by the monitoring
-endpoint alike.
+URLs alike (``wsgi/metrics.py`` turns the figures into Prometheus metrics).
 
 Sources, all under ``data_dir`` and all read-only:
 
@@ -11,7 +11,9 @@ Sources, all under ``data_dir`` and all read-only:
   station;
 - ``writer.status`` (written atomically by the writer): its pid, state, the
   time of its last update, the last stored event per station, events stored;
-- ``writer.pause``: the operator's request that the writer pause.
+- ``writer.pause``: the operator's request that the writer pause (and since when);
+- ``writer.sqlite`` (the writer's ledger): damaged day files, the last audit,
+  events stored per hour over the last day.
 
 Nothing here imports PyTables: the monitoring endpoint runs in the upload
 workers.
@@ -30,6 +32,7 @@ from .config import Config
 from .datadir import FOLDERS, INCOMING, LEDGER, DataDir
 
 MIN_STALE = 30.0  # seconds; the writer updates its status at least every few seconds
+DAY_SECONDS = 86400
 
 
 def gather(config: Config, now: float | None = None) -> dict[str, Any]:
@@ -54,19 +57,20 @@ def gather(config: Config, now: float | None = None) -> dict[str, Any]:
         },
         'writer': writer,
         'stations': stations,
-        **_ledger_figures(data_dir),
+        **_ledger_figures(data_dir, now),
     }
 
 
-def _ledger_figures(data_dir: DataDir) -> dict[str, Any]:
-    """Damaged day files and the last audit, from the writer's ledger (read-only)."""
-    figures: dict[str, Any] = {'damaged_days': {}, 'audit': None}
+def _ledger_figures(data_dir: DataDir, now: float) -> dict[str, Any]:
+    """Damaged day files, the last audit and events stored per hour, from the writer's ledger (read-only)."""
+    figures: dict[str, Any] = {'damaged_days': {}, 'audit': None, 'stored_per_hour': {}}
     if not os.path.exists(data_dir.path(LEDGER)):
         return figures
     book = ledger.Ledger(data_dir, readonly=True)
     try:
         figures['damaged_days'] = {day: damage.reason for day, damage in sorted(book.damaged().items())}
         figures['audit'] = book.last_audit()
+        figures['stored_per_hour'] = book.stored_per_hour(now - DAY_SECONDS)
     except sqlite3.Error:
         pass
     finally:
@@ -99,67 +103,5 @@ def _writer(data_dir: DataDir, sleep: float, now: float) -> dict[str, Any]:
     fresh = updated is not None and now - updated <= max(3 * sleep, MIN_STALE)
     state['running'] = bool(fresh and pid is not None and _alive(pid))
     state['paused'] = data_dir.paused()
+    state['paused_since'] = data_dir.paused_since()
     return state
-
-
-# -- Prometheus text exposition ------------------------------------------------
-
-
-def prometheus(status: dict[str, Any]) -> str:
-    """``status`` in the Prometheus text format (version 0.0.4)."""
-    lines = []
-
-    def metric(name: str, kind: str, help_: str, samples: list[tuple[dict[str, str], Any]]) -> None:
-        lines.append(f'# HELP {name} {help_}')
-        lines.append(f'# TYPE {name} {kind}')
-        for labels, value in samples:
-            if value is None:
-                continue
-            label = ','.join(f'{k}="{v}"' for k, v in labels.items())
-            lines.append(f'{name}{{{label}}} {float(value)!r}' if label else f'{name} {float(value)!r}')
-
-    writer, stations = status['writer'], status['stations']
-    metric(
-        'hisparc_spool_files',
-        'gauge',
-        'Files in each spool folder.',
-        [({'folder': name}, count) for name, count in status['folders'].items()],
-    )
-    metric(
-        'hisparc_queue_oldest_age_seconds',
-        'gauge',
-        'Age of the oldest file waiting in incoming/.',
-        [({}, status['queue']['oldest_age'])],
-    )
-    metric(
-        'hisparc_writer_running',
-        'gauge',
-        'Whether the writer is alive and reporting.',
-        [({}, writer['running'])],
-    )
-    metric('hisparc_writer_paused', 'gauge', 'Whether writer.pause exists.', [({}, writer['paused'])])
-    metric(
-        'hisparc_writer_status_updated_timestamp_seconds',
-        'gauge',
-        'When the writer last reported its status.',
-        [({}, writer['updated'])],
-    )
-    metric(
-        'hisparc_writer_events_stored',
-        'gauge',
-        'Events stored by the running writer since it started.',
-        [({}, writer['events_stored'])],
-    )
-    metric(
-        'hisparc_station_last_upload_timestamp_seconds',
-        'gauge',
-        'When each station last delivered a batch.',
-        [({'station': n}, s['last_upload']) for n, s in stations.items()],
-    )
-    metric(
-        'hisparc_station_last_stored_event_timestamp_seconds',
-        'gauge',
-        'Timestamp of the last event stored per station.',
-        [({'station': n}, s['last_stored_event']) for n, s in stations.items()],
-    )
-    return '\n'.join(lines) + '\n'

@@ -52,11 +52,12 @@ GROUPS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     )),
     ("""\
 Both apps in one interpreter. The first mount is the default app: every path
-but the status URL reaches the upload endpoint, which ignores path and method.""", (
+reaches the upload endpoint (which ignores path and method) but the monitoring
+ones, /hisparc/ready, /hisparc/health, /hisparc/status and /hisparc/metrics.""", (
         ('single-interpreter', 'true'),
         ('manage-script-name', 'true'),
         ('mount', '/hisparc/upload=%(upload_app)'),
-        ('mount', '/hisparc/status=%(status_app)'),
+        ('mount', '/hisparc=%(status_app)'),
     )),
     ("""\
 Bodies: the app reads exactly Content-Length bytes itself, answers a body

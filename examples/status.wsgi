@@ -1,5 +1,7 @@
-# The monitoring endpoint (/hisparc/status) for uWSGI: JSON, or Prometheus text
-# with ?format=prometheus. Reads the same config.ini as the upload endpoint.
+# The monitoring endpoints for uWSGI, mounted at /hisparc: /hisparc/ready,
+# /hisparc/health, /hisparc/status (HTML, JSON or Prometheus) and
+# /hisparc/metrics; any other path goes to the upload endpoint. Reads the same
+# config.ini as the upload endpoint.
 import functools
 
 from datastore import config

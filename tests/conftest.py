@@ -1,3 +1,5 @@
+import os
+
 import pytest
 
 from datastore import config as config_mod
@@ -55,3 +57,10 @@ def endpoint(make_config):
 @pytest.fixture
 def ep(endpoint):
     return endpoint()
+
+
+@pytest.fixture(autouse=True)
+def _metrics_folder_stays_in_this_process():
+    """An endpoint in this process points prometheus_client at its folder; later processes choose theirs."""
+    yield
+    os.environ.pop('PROMETHEUS_MULTIPROC_DIR', None)

@@ -121,6 +121,26 @@ def test_any_reply_but_100_is_counted_and_the_exit_is_1(capsys):
         )
     assert code == 1
     assert '203   wrong password' in out.out and ' 2\n' in out.out
+    # rates count the one batch answered 100, and call it accepted (not stored: that is the writer's)
+    rates = out.out.splitlines()[-1]
+    assert 'batches/s, ' in rates and 'MB/s accepted' in rates and 'stored' not in out.out
+
+
+def test_no_rates_when_nothing_was_accepted(capsys):
+    with listening(replies=[b'203', b'203']) as (_server, url):
+        code, out = simulate(capsys, '--url', url, '--station', '1', '--password', 'x', '--batches', '2')
+    assert code == 1
+    assert 'no batch accepted' in out.out and '/s' not in out.out
+
+
+def test_many_stations_are_summarized_not_listed(make_config, capsys):
+    stations = ''.join(f'{n},Amsterdam,pw{n}\n' for n in range(1001, 1031))
+    with listening() as (_server, url):
+        code, out = simulate(
+            capsys, '--url', url, '--config', make_config(stations), '--stations', '30', '--batch-size', '1'
+        )
+    assert code == 0
+    assert 'for 30 stations (1001 to 1030) to ' in out.out and '1002' not in out.out
 
 
 def test_a_refused_connection_is_reported_not_a_traceback(capsys):

@@ -46,10 +46,10 @@ def test_status_shows_queue_held_files_writer_and_stations(make_config, capsys):
     assert '(0 s ago)' in station_line or '(1 s ago)' in station_line
 
 
-def test_status_json_is_the_gathered_figures(make_config, capsys):
+def test_status_json_is_the_gathered_figures_and_the_health_verdict(make_config, capsys):
     code, out, _ = run(capsys, 'status', '--json', '-c', make_config())
     figures = json.loads(out)
-    assert code == 0
+    assert code == 1  # no writer
     assert set(figures) == {
         'time',
         'data_dir',
@@ -59,8 +59,46 @@ def test_status_json_is_the_gathered_figures(make_config, capsys):
         'stations',
         'damaged_days',
         'audit',
+        'stored_per_hour',
+        'health',
     }
     assert figures['writer']['running'] is False
+    assert figures['health'] == {'healthy': False, 'reasons': ['the writer is not running']}
+
+
+def test_the_station_table_stays_aligned_whatever_the_ages(make_config, capsys):
+    path = make_config()
+    data_dir = datadir.DataDir(os.path.join(os.path.dirname(path), 'datastore'))
+    data_dir.ensure()
+    now = time.time()
+    uploads = Received(data_dir, 10**9)
+    for number, age in ((7, 5), (501, 3 * 86400 + 7), (14008, 400 * 86400), (99, 3599)):
+        uploads.record(number, 'aa', 0, [], now=now - age)
+    with open(data_dir.path(datadir.WRITER_STATUS), 'w') as f:
+        json.dump({'stations': {'501': now - 1234567, '7': now + 90}}, f)
+    _, out, _ = run(capsys, 'status', '-c', path)
+    table = out[out.index('station  ') :].splitlines()
+    assert len(table) == 5
+    assert [line.split()[0] for line in table[1:]] == ['7', '99', '501', '14008']
+    for column in ('last upload (UTC)', 'last stored event (UTC)'):
+        start = table[0].index(column)
+        for line in table[1:]:  # every cell starts under its heading: a date, or '-'
+            assert line[start - 2 : start] == '  ' and line[start] in '12-', (column, line)
+    assert [line.index(line.split()[0]) + len(line.split()[0]) for line in table] == [7] * 5
+
+
+@pytest.mark.slow
+def test_status_piped_into_head_ends_quietly(make_config):
+    path = make_config()
+    data_dir = datadir.DataDir(os.path.join(os.path.dirname(path), 'datastore'))
+    data_dir.ensure()
+    uploads = Received(data_dir, 10**9)
+    for number in range(1, 3000):
+        uploads.record(number, 'aa', 0, [])
+    command = f'{os.path.dirname(sys.executable)}/hisparc-datastore status -c {path} | head -3'
+    done = subprocess.run(['bash', '-c', command], capture_output=True, text=True, timeout=60)
+    assert len(done.stdout.splitlines()) == 3
+    assert done.stderr == ''
 
 
 def test_status_says_when_the_writer_is_not_running(make_config, capsys):

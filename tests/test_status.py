@@ -3,13 +3,13 @@
 import functools
 import json
 import os
-import re
 import subprocess
 import sys
 import time
 
 import pytest
 import webtest
+from prometheus_client.parser import text_string_to_metric_families
 
 from datastore import config as config_mod
 from datastore import datadir, status
@@ -123,53 +123,62 @@ def test_paused_is_the_pause_file(config):
     assert status.gather(config, now=NOW)['writer']['paused'] is True
 
 
-SAMPLE = re.compile(r'^([a-z_]+)(\{[a-z_]+="[^"]*"\})? (\S+)$')
-
-
 def samples(text):
+    """{name{labels}: value} of a Prometheus exposition, read by prometheus_client's own parser."""
     found = {}
-    for line in text.splitlines():
-        if line.startswith('#'):
-            assert re.match(r'^# (HELP|TYPE) [a-z_]+ .+$', line), line
-            continue
-        name, labels, value = SAMPLE.match(line).groups()
-        found[name + (labels or '')] = float(value)
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = ','.join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
+            found[sample.name + (f'{{{labels}}}' if labels else '')] = sample.value
     return found
 
 
-def test_prometheus_text_carries_every_figure(config):
-    put(config.data_dir, datadir.INCOMING, 'in0', NOW - 42)
-    Received(datadir.DataDir(config.data_dir), 10**9).record(501, 'aa', 0, [], now=NOW - 10)
+def running_writer(data_dir, **fields):
     write_writer_status(
-        config.data_dir,
-        pid=os.getpid(),
-        state='idle',
-        updated=NOW - 1,
-        stations={'501': NOW - 20},
-        events_stored=7,
+        data_dir, **{'pid': os.getpid(), 'state': 'idle', 'updated': time.time(), 'stations': {}, **fields}
     )
-    found = samples(status.prometheus(status.gather(config, now=NOW)))
+
+
+def test_metrics_carry_every_figure_and_the_verdicts(make_config):
+    path = make_config()
+    data_dir = config_mod.load(path).data_dir
+    put(data_dir, datadir.INCOMING, 'in0', time.time() - 42)
+    Received(datadir.DataDir(data_dir), 10**9).record(501, 'aa', 0, [], now=NOW - 10)
+    running_writer(data_dir, stations={'501': NOW - 20}, events_stored=7)
+    found = samples(app_for(path).get('/hisparc/metrics').text)
     assert found['hisparc_spool_files{folder="incoming"}'] == 1
     assert found['hisparc_spool_files{folder="suspicious"}'] == 0
-    assert found['hisparc_queue_oldest_age_seconds'] == 42
+    assert 42 <= found['hisparc_queue_oldest_age_seconds'] < 60
     assert found['hisparc_writer_running'] == 1
     assert found['hisparc_writer_paused'] == 0
-    assert found['hisparc_writer_events_stored'] == 7
+    assert found['hisparc_writer_events_stored_total'] == 7
     assert found['hisparc_station_last_upload_timestamp_seconds{station="501"}'] == NOW - 10
     assert found['hisparc_station_last_stored_event_timestamp_seconds{station="501"}'] == NOW - 20
+    assert found['hisparc_ready'] == 1
+    assert found['hisparc_healthy'] == 1
+    assert found['hisparc_damaged_day_files'] == 0
+    assert found['hisparc_audit_unaccounted_batches'] == 0
+
+
+def test_the_oldest_queued_age_is_0_not_absent_when_nothing_waits(make_config):
+    found = samples(app_for(make_config()).get('/hisparc/metrics').text)
+    assert found['hisparc_queue_oldest_age_seconds'] == 0
+    assert found['hisparc_writer_running'] == 0
+    assert found['hisparc_healthy'] == 0
 
 
 def app_for(configfile):
     return webtest.TestApp(functools.partial(status_app.application, configfile=configfile))
 
 
-def test_the_status_endpoint_answers_json_by_default(make_config):
+def test_the_status_endpoint_answers_json_by_default_with_the_health_verdict(make_config):
     path = make_config()
     put(config_mod.load(path).data_dir, datadir.INCOMING, 'in0', time.time())
     reply = app_for(path).get('/hisparc/status')
     assert reply.content_type == 'application/json'
     assert reply.json['queue']['files'] == 1
     assert reply.json['writer']['running'] is False
+    assert reply.json['health'] == {'healthy': False, 'reasons': ['the writer is not running']}
 
 
 def test_the_status_endpoint_answers_prometheus_by_query_or_accept_header(make_config):
@@ -186,9 +195,27 @@ def test_the_status_endpoint_answers_prometheus_by_query_or_accept_header(make_c
         assert samples(reply.text)['hisparc_spool_files{folder="incoming"}'] == 0
 
 
-def test_the_status_endpoint_answers_503_naming_a_broken_config(tmp_path):
-    reply = app_for(str(tmp_path / 'missing.ini')).get('/hisparc/status', status=503)
-    assert 'missing.ini' in reply.json['error']
+def test_the_status_endpoint_answers_a_browser_with_html(make_config):
+    reply = app_for(make_config()).get(
+        '/hisparc/status', headers={'Accept': 'text/html,application/xhtml+xml,*/*;q=0.8'}
+    )
+    assert reply.content_type == 'text/html'
+    assert '<title>HiSPARC datastore: UNWELL</title>' in reply.text
+    assert 'the writer is not running' in reply.text
+
+
+@pytest.mark.parametrize('path', ['/hisparc/ready', '/hisparc/health', '/hisparc/status', '/hisparc/metrics'])
+def test_every_monitoring_url_answers_503_naming_a_broken_config(tmp_path, path):
+    reply = app_for(str(tmp_path / 'missing.ini')).get(path, status=503)
+    assert reply.json['ready'] is False and reply.json['healthy'] is False
+    assert 'missing.ini' in reply.json['reasons'][0]
+
+
+@pytest.mark.parametrize('path', ['/hisparc/', '/hisparc/upload', '/hisparc/statuses'])
+def test_other_paths_reach_the_upload_endpoint_which_answers_a_bare_get_400(make_config, path):
+    # (paths outside /hisparc reach it too under uWSGI: test_monitoring_uwsgi.py)
+    reply = app_for(make_config()).get(path)
+    assert (reply.status_int, reply.content_type, reply.text) == (200, 'text/plain', '400')
 
 
 @pytest.mark.slow

@@ -23,51 +23,17 @@ from tests.support.backlog import (
     start_writer,
     wait_for,
 )
+from tests.support.disk import MB, Filler, tmpfs
 from tests.support.writer import ROOT, contents, folder_files, run_once
 
 pytestmark = pytest.mark.slow
 
-MB = 1 << 20
-
 
 @pytest.fixture
 def disk(tmp_path):
-    """A tmpfs of 200 MB of its own: the disk that fills up. Skipped where mounting is not allowed."""
-    mount = tmp_path / 'disk'
-    mount.mkdir()
-    done = subprocess.run(
-        ['mount', '-t', 'tmpfs', '-o', 'size=200m', 'tmpfs', str(mount)], capture_output=True, text=True
-    )
-    if done.returncode != 0:
-        pytest.skip(f'cannot mount a tmpfs here (needs root): {done.stderr.strip()}')
-    try:
+    """A tmpfs of 200 MB of its own: the disk that fills up."""
+    with tmpfs(tmp_path / 'disk') as mount:
         yield mount
-    finally:
-        subprocess.run(['umount', '-l', str(mount)], check=False)
-
-
-class Filler:
-    """Takes the free space of a filesystem, then gives it back a little at a time."""
-
-    def __init__(self, folder):
-        self.path = os.path.join(folder, 'filler')
-
-    def free(self):
-        st = os.statvfs(os.path.dirname(self.path))
-        return st.f_bavail * st.f_frsize
-
-    def fill(self, leave=0):
-        with open(self.path, 'ab') as f:
-            while self.free() > leave:
-                try:
-                    f.write(b'\0' * min(MB, max(self.free() - leave, 4096)))
-                    f.flush()
-                except OSError:
-                    break
-
-    def give_back(self, nbytes):
-        size = os.path.getsize(self.path)
-        os.truncate(self.path, max(0, size - nbytes))
 
 
 def config_on(folder, batch_files=100, **general):

@@ -1,11 +1,18 @@
-"""The monitoring endpoint beside the upload URL (``/hisparc/status``).
+"""The monitoring endpoints beside the upload URL, mounted at ``/hisparc``.
 
-Answers the figures of ``hisparc-datastore status`` as JSON, or in the
-Prometheus text format with ``?format=prometheus`` or an ``Accept`` header
-asking for ``text/plain`` / OpenMetrics. Deployments run it under uWSGI as
+    /hisparc/ready    200 when this host can take uploads, else 503; JSON with the reasons
+    /hisparc/health   200 when the whole datastore is well, else 503; JSON with every reason
+    /hisparc/status   the figures: an HTML page for a browser (Accept: text/html),
+                      Prometheus text (?format=prometheus, Accept: text/plain or
+                      OpenMetrics) or JSON (anything else)
+    /hisparc/metrics  Prometheus text: every worker's upload counts and the figures
+
+Any other path reaches the upload endpoint, which ignores paths: a bare GET
+is answered ``400`` there, as the stations' diagnostic tool expects.
+Deployments run it under uWSGI as
 ``functools.partial(status_app.application, configfile=...)``. It reads the
-configuration on every request (it is small and the endpoint is polled
-rarely), so it never serves figures of a stale config. No PyTables here.
+configuration on every request (they are rare), so it never answers for a
+stale one. No PyTables here.
 """
 
 from __future__ import annotations
@@ -17,40 +24,90 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from datastore import config as config_mod
-from datastore import status
+from datastore import health, status
+
+from . import metrics, page, wsgi_app
 
 log = logging.getLogger('wsgi.status')
 
 JSON = 'application/json'
-PROMETHEUS = 'text/plain; version=0.0.4; charset=utf-8'
+HTML = 'text/html; charset=utf-8'
+
+Reply = tuple[str, str, bytes]  # HTTP status, content type, body
 
 
-def wants_prometheus(environ: dict[str, Any]) -> bool:
+def verdict(name: str, reasons: list[str]) -> Reply:
+    """200 or 503, with a JSON body that lists ``reasons``."""
+    body = json.dumps({name: not reasons, 'reasons': reasons}, indent=1).encode()
+    return ('503 Service Unavailable' if reasons else '200 OK', JSON, body)
+
+
+def ready(config: config_mod.Config, _environ: dict[str, Any]) -> Reply:
+    return verdict('ready', health.ready(config))
+
+
+def healthy(config: config_mod.Config, _environ: dict[str, Any]) -> Reply:
+    return verdict('healthy', health.health(config, status.gather(config)))
+
+
+def prometheus(config: config_mod.Config, _environ: dict[str, Any]) -> Reply:
+    figures = status.gather(config)
+    not_ready = health.ready(config)
+    unwell = not_ready or health.problems(config, figures)
+    body = metrics.exposition(config, figures, ready=not not_ready, healthy=not unwell)
+    return ('200 OK', metrics.CONTENT_TYPE, body)
+
+
+def wanted(environ: dict[str, Any]) -> str:
+    """The format the client asks for: html, prometheus or json."""
     query = urllib.parse.parse_qs(environ.get('QUERY_STRING', ''))
     if 'format' in query:
-        return query['format'][-1] == 'prometheus'
+        return query['format'][-1]
     accept = environ.get('HTTP_ACCEPT', '')
-    return 'openmetrics' in accept or accept.startswith('text/plain')
+    if 'text/html' in accept:
+        return 'html'
+    if 'openmetrics' in accept or accept.startswith('text/plain'):
+        return 'prometheus'
+    return 'json'
+
+
+def figures(config: config_mod.Config, environ: dict[str, Any]) -> Reply:
+    form = wanted(environ)
+    if form == 'prometheus':
+        return prometheus(config, environ)
+    gathered = status.gather(config)
+    reasons = health.health(config, gathered)
+    if form == 'html':
+        return ('200 OK', HTML, page.render(gathered, reasons).encode())
+    gathered['health'] = {'healthy': not reasons, 'reasons': reasons}
+    return ('200 OK', JSON, json.dumps(gathered, indent=1).encode())
+
+
+ROUTES: dict[str, Callable[[config_mod.Config, dict[str, Any]], Reply]] = {
+    'ready': ready,
+    'health': healthy,
+    'status': figures,
+    'metrics': prometheus,
+}
 
 
 def application(
     environ: dict[str, Any], start_response: Callable[..., Any], configfile: str
 ) -> Iterable[bytes]:
+    route = ROUTES.get(environ.get('PATH_INFO', '').strip('/').rpartition('/')[2])
+    if route is None:
+        return wsgi_app.application(environ, start_response, configfile)
     try:
-        figures = status.gather(config_mod.load(configfile))
+        config = config_mod.load(configfile)
     except config_mod.ConfigError as exc:
-        log.error('status unavailable: %s', exc)
-        body = json.dumps({'error': str(exc)}).encode()
-        start_response(
-            '503 Service Unavailable', [('Content-Type', JSON), ('Content-Length', str(len(body)))]
-        )
-        return [body]
-    if wants_prometheus(environ):
-        content_type, body = PROMETHEUS, status.prometheus(figures).encode()
+        log.error('monitoring without a configuration: %s', exc)
+        reasons = [f'configuration: {exc}']
+        body = json.dumps({'ready': False, 'healthy': False, 'reasons': reasons}, indent=1).encode()
+        http, content_type = '503 Service Unavailable', JSON
     else:
-        content_type, body = JSON, json.dumps(figures, indent=1).encode()
+        http, content_type, body = route(config, environ)
     start_response(
-        '200 OK',
+        http,
         [('Content-Type', content_type), ('Content-Length', str(len(body))), ('Cache-Control', 'no-store')],
     )
     return [body]

@@ -30,7 +30,7 @@ from datastore.protocol import Refused
 from datastore.received import Received
 from datastore.stations import Station
 
-from . import clients, form, memory, rcodes
+from . import clients, form, memory, metrics, rcodes
 from .stationlist import StationList
 
 log = logging.getLogger('wsgi.upload')
@@ -46,6 +46,7 @@ class Outcome:
     reason: str
     station: int | None = None
     events: int | None = None
+    held: int = 0  # of ``events``, held in suspicious/
     client: str = '-'
 
 
@@ -96,6 +97,7 @@ def application(
 ) -> Iterable[bytes]:
     started = time.perf_counter()
     outcome = answer(environ, configfile)
+    seconds = time.perf_counter() - started
     log.log(
         LOG_LEVELS.get(outcome.code, logging.INFO),
         'upload from %s station %s: %s events, code %s (%s), %.1f ms',
@@ -104,11 +106,24 @@ def application(
         '-' if outcome.events is None else outcome.events,
         outcome.code,
         outcome.reason,
-        (time.perf_counter() - started) * 1000,
+        seconds * 1000,
     )
+    count(configfile, outcome, seconds)
     body = outcome.code.encode('ascii')
     start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', str(len(body)))])
     return [body]
+
+
+def count(configfile: str, outcome: Outcome, seconds: float) -> None:
+    """Count the upload in the metrics; a failure to count never changes the answer."""
+    endpoint = _endpoints.get(configfile)
+    if endpoint is None:  # no usable configuration: no data_dir to count in
+        return
+    accepted = outcome.events or 0 if outcome.code == rcodes.OK else 0
+    try:
+        metrics.uploads(endpoint.data_dir).count(outcome.code, seconds, accepted, outcome.held)
+    except Exception:
+        log.exception('the upload could not be counted in the metrics')
 
 
 def answer(environ: dict[str, Any], configfile: str) -> Outcome:
@@ -176,7 +191,8 @@ def accept(endpoint: Endpoint, number: int, fields: dict[str, bytes]) -> Outcome
         )
         or 'nothing'
     )
-    return Outcome(rcodes.OK, f'stored: {where}', station=number, events=len(event_list))
+    held_events = sum(n for folder, _, n in files if folder == SUSPICIOUS)
+    return Outcome(rcodes.OK, f'stored: {where}', station=number, events=len(event_list), held=held_events)
 
 
 def unpickle(pickled: bytes) -> list[Any]:

@@ -1,7 +1,7 @@
 """``hisparc-datastore``: the operator's tools, one module per command.
 
     serve          run the datastore locally (uWSGI + writer) with a default config under var/
-    status         queue depth, held files, the writer, last upload and stored event per station
+    status         the health verdict, queue, held files, the writer, every station (exit 1: unwell)
     pause/resume   ask the writer to stop storing for a while (data_dir/writer.pause)
     requeue        move reviewed files from suspicious/ back to incoming/
     check-config   explain every problem of config.ini and the station list
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.metadata
+import os
 import sys
 from collections.abc import Iterator, Sequence
 
@@ -71,6 +72,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return args.run(args)
+    except BrokenPipeError:  # piped into `head`: end quietly (as the Python docs advise)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except (Failure, OSError) as exc:
         print(f'hisparc-datastore {args.command}: {exc}', file=sys.stderr)
         return 1

@@ -1,4 +1,4 @@
-"""What the commands share: their description, the config argument, how they fail, how they print times."""
+"""What the commands share: their description, the config argument, how they fail, argument types."""
 
 from __future__ import annotations
 
@@ -40,29 +40,6 @@ def load_config(path: str) -> config_mod.Config:
         return config_mod.load(path)
     except config_mod.ConfigError as exc:
         raise Failure(str(exc)) from None
-
-
-def ago(seconds: float | None) -> str:
-    """``seconds`` in two units a person reads at a glance."""
-    if seconds is None:
-        return 'never'
-    s = int(seconds)
-    if s < 60:
-        return f'{s} s'
-    if s < 3600:
-        return f'{s // 60} min {s % 60} s'
-    if s < 86400:
-        return f'{s // 3600} h {s % 3600 // 60} min'
-    return f'{s // 86400} d {s % 86400 // 3600} h'
-
-
-def when(timestamp: float | None, now: float) -> str:
-    if timestamp is None:
-        return '-'
-    text = datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc)
-    delta = now - timestamp  # negative for an event from a station clock that runs ahead
-    relative = f'{ago(delta)} ago' if delta >= 0 else f'{ago(-delta)} ahead'
-    return f'{text:%Y-%m-%d %H:%M:%S} ({relative})'
 
 
 # -- argument types ------------------------------------------------------------

@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     rng = random.Random(args.seed)
     first_day = datetime.datetime.combine(args.date, datetime.time()) if args.date else None
     replies: dict[str, int] = {}
-    events, sent_bytes, latency = 0, 0, 0.0
+    events, accepted, accepted_bytes, latency = 0, 0, 0, 0.0
     began = time.monotonic()
     deadline = began + args.duration if args.duration else float('inf')
     interval = 1.0 / args.rate if args.rate else 0.0
@@ -107,25 +107,35 @@ def run(args: argparse.Namespace) -> int:
         reply = post(args.url, body, args.timeout)
         latency += time.monotonic() - t0
         sent += 1
-        sent_bytes += len(body)
         replies[reply] = replies.get(reply, 0) + 1
         if reply == protocol.OK:
-            events += len(batch)
+            events, accepted, accepted_bytes = events + len(batch), accepted + 1, accepted_bytes + len(body)
     seconds = max(time.monotonic() - began, 1e-9)
     mix_text = '+'.join(f'{n} {code}' for code, n in mix)
     print(
         f'posted {sent} batch(es) of {args.batch_size} events ({mix_text}, {args.pickle} pickles) '
-        f'for station(s) {", ".join(str(n) for n, _ in chosen)} to {args.url}'
+        f'for {which(chosen)} to {args.url}'
     )
     for reply, count in sorted(replies.items()):
         meaning = protocol.MEANING.get(reply, '')
         print(f'  {reply:<5} {meaning:<45} {count}')
-    print(
-        f'{seconds:.2f} s: {sent / seconds:.1f} batches/s, {events / seconds:.0f} events/s stored, '
-        f'{sent_bytes / seconds / 1e6:.2f} MB/s, mean reply time '
-        f'{1000 * latency / max(sent, 1):.1f} ms'
+    # Accepted (answered 100), not stored: storing is the writer's, later.
+    rates = (
+        f'{accepted / seconds:.1f} batches/s, {events / seconds:.0f} events/s, '
+        f'{accepted_bytes / seconds / 1e6:.2f} MB/s accepted'
+        if accepted
+        else 'no batch accepted'
     )
+    print(f'{seconds:.2f} s: {rates}; mean reply time {1000 * latency / max(sent, 1):.1f} ms')
     return 0 if sent and replies == {protocol.OK: sent} else 1
+
+
+def which(chosen: list[tuple[int, str]], most: int = 10) -> str:
+    """'station(s) 501, 502', or for many a count and the range."""
+    numbers = [number for number, _ in chosen]
+    if len(numbers) <= most:
+        return 'station(s) ' + ', '.join(map(str, numbers))
+    return f'{len(numbers)} stations ({min(numbers)} to {max(numbers)})'
 
 
 def arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,20 +1,30 @@
-"""``hisparc-datastore status``: the queue, held files, the writer, and every station."""
+"""``hisparc-datastore status``: the health verdict, the queue, held files, the writer, and every station.
+
+Exits 1 when the datastore is not well (the reasons of ``/hisparc/health``).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 
-from datastore import datadir, status
+from datastore import datadir, health, status
+from datastore.readable import ago, when
 
-from .common import Command, ago, load_config, when
+from .common import Command, load_config
 
 
 def run(args: argparse.Namespace) -> int:
-    figures = status.gather(load_config(args.config))
+    config = load_config(args.config)
+    figures = status.gather(config)
+    reasons = health.health(config, figures, create=False)  # run as another user, perhaps
     if args.json:
+        figures['health'] = {'healthy': not reasons, 'reasons': reasons}
         print(json.dumps(figures, indent=1))
-        return 0
+        return 1 if reasons else 0
+    print('health     ' + ('well' if not reasons else 'UNWELL'))
+    for reason in reasons:
+        print(f'           - {reason}')
     now, folders, writer = figures['time'], figures['folders'], figures['writer']
     queue = figures['queue']
     print(f'data_dir   {figures["data_dir"]}')
@@ -51,12 +61,23 @@ def run(args: argparse.Namespace) -> int:
             f'(last audit {ago(now - last["time"])} ago{", deep" if last["deep"] else ""})'
         )
     if figures['stations']:
-        print(f'\n{"station":>7}  {"last upload (UTC)":<36}last stored event (UTC)')
-        for number, entry in figures['stations'].items():
-            print(
-                f'{number:>7}  {when(entry["last_upload"], now):<36}{when(entry["last_stored_event"], now)}'
-            )
-    return 0
+        print()
+        table(
+            ('station', 'last upload (UTC)', 'last stored event (UTC)'),
+            [
+                (number, when(entry['last_upload'], now), when(entry['last_stored_event'], now))
+                for number, entry in figures['stations'].items()
+            ],
+        )
+    return 1 if reasons else 0
+
+
+def table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    """Print columns as wide as their widest cell; the first right-aligned (numbers)."""
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        cells = [row[0].rjust(widths[0])] + [cell.ljust(width) for cell, width in zip(row[1:], widths[1:])]
+        print('  '.join(cells).rstrip())
 
 
 def arguments(parser: argparse.ArgumentParser) -> None:
@@ -66,7 +87,7 @@ def arguments(parser: argparse.ArgumentParser) -> None:
 COMMANDS = (
     Command(
         'status',
-        'show the queue, held files, the writer and the last upload and stored event per station',
+        'show the health verdict, the queue, held files, the writer and every station (exit 1: unwell)',
         run,
         arguments,
     ),
