@@ -3,12 +3,14 @@
 # make serve  runs the datastore (uWSGI + writer) on 127.0.0.1:8080 with the embedded default config
 #             (SERVE_ARGS='--port 8081 --var DIR' to change where)
 # make bench  runs the benchmarks (upload endpoint and writer)
+# make bench-capacity  ramps up stations against uWSGI and the writer together (about an hour;
+#             CAPACITY_ARGS='--kinds windows --apps project' for less)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: test lint serve bench clean
+.PHONY: test lint serve bench bench-capacity clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +33,9 @@ serve: $(INSTALLED)
 
 bench: $(INSTALLED)
 	$(BIN)/python -m benchmarks
+
+bench-capacity: $(INSTALLED)
+	$(BIN)/python -m benchmarks.capacity $(CAPACITY_ARGS)
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache
