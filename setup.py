@@ -3,7 +3,8 @@
 ``pip install .`` is the upload endpoint alone (the standard library and
 prometheus_client),
 ``.[writer]`` adds the writer (numpy, PyTables), ``.[serve]`` is all one host
-runs (both, and uWSGI), ``.[test]`` adds the tests' and linters' tools.
+runs (both, and uWSGI), ``.[postgresql]`` the batch record in PostgreSQL for
+several upload hosts (psycopg), ``.[test]`` adds the tests' and linters' tools.
 """
 
 import pathlib
@@ -12,6 +13,7 @@ from setuptools import setup
 
 WRITER = ['numpy', 'tables>=3.7']
 SERVE = [*WRITER, 'pyuwsgi>=2.0.26']
+POSTGRESQL = ['psycopg[binary]>=3.1']  # the batch record shared by several upload hosts
 
 setup(
     name='hisparc-datastore',
@@ -26,7 +28,8 @@ setup(
     extras_require={
         'writer': WRITER,
         'serve': SERVE,
-        'test': [*SERVE, 'pytest>=7', 'WebTest>=3', 'ruff>=0.8', 'mypy>=1.10'],
+        'postgresql': POSTGRESQL,
+        'test': [*SERVE, *POSTGRESQL, 'pytest>=7', 'WebTest>=3', 'ruff>=0.8', 'mypy>=1.10'],
     },
     entry_points={
         'console_scripts': [

@@ -44,6 +44,7 @@ KEYS: tuple[tuple[str, str, Callable[[str], Any], Any], ...] = (
     ('General', 'audit_days', float, 30.0),
     ('General', 'max_queue_age', float, 600.0),
     ('General', 'max_pause', float, 4 * 3600.0),
+    ('General', 'resend_database', str, ''),
     ('Writer', 'sleep', float, 5.0),
     ('Writer', 'batch_files', int, 100),
     ('Writer', 'archive_days', float, 7.0),
@@ -83,6 +84,7 @@ class Config:
     audit_days: float  # days the batch record and the ledger keep a batch
     max_queue_age: float  # seconds the oldest queued file may wait before the datastore is unwell
     max_pause: float  # seconds the writer may be paused before the datastore is unwell
+    resend_database: str  # PostgreSQL URL of the batch record (empty: data_dir/received.sqlite)
     sleep: float  # seconds
     batch_files: int  # spool files the writer stores per pass
     archive_days: float  # days stored spool files are kept after their day files' last write
@@ -173,6 +175,18 @@ def _value_problems(key: str, value: Any) -> list[str]:
         return ['must not be negative']
     if key == 'batch_files' and value < 1:
         return ['must be at least 1']
+    if key == 'resend_database':
+        return _database_problems(value)
+    return []
+
+
+def _database_problems(url: str) -> list[str]:
+    if not url.startswith(('postgresql://', 'postgres://')):
+        return ['is not a PostgreSQL URL (postgresql://USER@HOST/DATABASE); leave it empty for SQLite']
+    try:
+        import psycopg  # noqa: F401, PLC0415
+    except ImportError:
+        return ["needs psycopg: pip install '.[postgresql]'"]
     return []
 
 

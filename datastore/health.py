@@ -1,7 +1,8 @@
 """Is the datastore well? The verdicts of ``/hisparc/ready``, ``/hisparc/health`` and ``status``.
 
 - **Ready**: this host can take uploads: its configuration is good, its
-  station list readable and not empty, its spool writable (a file is
+  station list readable and not empty, its batch record reachable (a
+  PostgreSQL ``resend_database``), its spool writable (a file is
   created and removed in ``tmp/``).
 - **Healthy**: ready, and the whole datastore is well: the writer running
   and not waiting, nothing in ``failed/``, no damaged day file, no batch the
@@ -17,7 +18,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from . import stations
+from . import received, stations
 from .config import Config
 from .datadir import FAILED, TMP, DataDir
 
@@ -36,6 +37,10 @@ def ready(config: Config, create: bool = True) -> list[str]:
     else:
         if not listed:
             reasons.append(f'station list {config.station_list} lists no station')
+    try:
+        received.connect(config).check()
+    except received.Unavailable as exc:
+        reasons.append(f'batch record unreachable: {exc}')
     try:
         _probe(DataDir(config.data_dir), create)
     except OSError as exc:

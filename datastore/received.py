@@ -17,6 +17,10 @@ Identical uploads of one station that arrive together are serialized by an
 flock on ``data_dir/locks/received-{station}.lock``, held while checking,
 spooling and recording: the second waits, then finds the first one recorded.
 A batch is recorded only after its spool files are durable.
+
+With ``[General] resend_database`` set to a PostgreSQL URL, the same record
+(and the station lock) lives there instead, for several upload hosts
+(``received_pg.py``); ``connect`` picks the one configured.
 """
 
 from __future__ import annotations
@@ -31,8 +35,14 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
+from typing import TYPE_CHECKING, Protocol
 
 from .datadir import LOCKS, RECEIVED, DataDir
+
+if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
+    from .config import Config
 
 PRUNE_EVERY = 600.0  # seconds between prunes in one process
 
@@ -57,7 +67,41 @@ class Batch:
     files: tuple[tuple[str, str, int], ...]  # (folder, spool file name, events)
 
 
+class Unavailable(Exception):
+    """The record cannot be reached (a database server down): the upload is answered ``404``."""
+
+
+class Record(Protocol):
+    """The batch record, wherever it lives."""
+
+    def station_lock(self, station: int) -> AbstractContextManager[None]: ...
+    def seen(self, station: int, checksum: str, now: float | None = None) -> bool: ...
+    def record(
+        self,
+        station: int,
+        checksum: str,
+        events: int,
+        files: list[tuple[str, str, int]],
+        now: float | None = None,
+    ) -> None: ...
+    def last_uploads(self) -> dict[int, float]: ...
+    def batches_since(self, since: float) -> list[Batch]: ...
+    def check(self) -> None: ...
+
+
+def connect(config: Config) -> Record:
+    """The batch record ``config`` names: PostgreSQL (``resend_database``) or ``data_dir/received.sqlite``."""
+    window, keep = config.resend_window_seconds, config.audit_days * 86400.0
+    if config.resend_database:
+        from . import received_pg  # noqa: PLC0415 (psycopg only where configured)
+
+        return received_pg.PostgresRecord(config.resend_database, window, keep)
+    return Received(DataDir(config.data_dir), window, keep)
+
+
 class Received:
+    """The batch record in ``data_dir/received.sqlite`` (the default)."""
+
     def __init__(self, data_dir: DataDir, window_seconds: float, keep_seconds: float = 0.0) -> None:
         self.path = data_dir.path(RECEIVED)
         self.locks = data_dir.path(LOCKS)
@@ -127,6 +171,36 @@ class Received:
         self._connection().execute('DELETE FROM batches WHERE received < ?', (now - self.keep,))
         self._pruned = now
 
+    def check(self) -> None:
+        """Nothing to reach: the file is on the spool's disk, which ``ready`` probes."""
+
+    # -- read-only: for status and audit, which must not create the record
+
+    def last_uploads(self) -> dict[int, float]:
+        """{station: unix time of its last upload}; empty if there is no record (yet) or it cannot be read."""
+        try:
+            db = _readonly(self.path)
+            if db is None:
+                return {}
+            with contextlib.closing(db):
+                rows = db.execute('SELECT station, MAX(received) FROM batches GROUP BY station')
+                return {int(station): received for station, received in rows}
+        except sqlite3.Error:
+            return {}
+
+    def batches_since(self, since: float) -> list[Batch]:
+        """Every batch acknowledged at or after ``since``, oldest first (sqlite3.Error if unreadable)."""
+        db = _readonly(self.path)
+        if db is None:
+            return []
+        with contextlib.closing(db):
+            rows = db.execute(
+                'SELECT station, checksum, received, events, files FROM batches '
+                'WHERE received >= ? ORDER BY received, id',
+                (since,),
+            ).fetchall()
+        return [found for found in (batch(*row) for row in rows) if found is not None]
+
 
 def _migrate(db: sqlite3.Connection) -> None:
     """Take over the resend record of version 1 (``received``: station, checksum, time).
@@ -146,39 +220,17 @@ def _migrate(db: sqlite3.Connection) -> None:
         db.execute('COMMIT')
 
 
-def _readonly(data_dir: DataDir) -> sqlite3.Connection | None:
-    path = pathlib.Path(data_dir.path(RECEIVED)).resolve()
-    if not path.is_file():
+def _readonly(path: str) -> sqlite3.Connection | None:
+    resolved = pathlib.Path(path).resolve()
+    if not resolved.is_file():
         return None
-    return sqlite3.connect(f'{path.as_uri()}?mode=ro', uri=True, timeout=5.0)
+    return sqlite3.connect(f'{resolved.as_uri()}?mode=ro', uri=True, timeout=5.0)
 
 
-def last_uploads(data_dir: DataDir) -> dict[int, float]:
-    """{station: unix time of its last upload}, read-only; empty if there is no record yet."""
-    try:
-        db = _readonly(data_dir)
-        if db is None:
-            return {}
-        with contextlib.closing(db):
-            rows = db.execute('SELECT station, MAX(received) FROM batches GROUP BY station')
-            return {int(station): received for station, received in rows}
-    except sqlite3.Error:
-        return {}
-
-
-def batches_since(data_dir: DataDir, since: float) -> list[Batch]:
-    """Every batch acknowledged at or after ``since``, oldest first (sqlite3.Error if unreadable)."""
-    db = _readonly(data_dir)
-    if db is None:
-        return []
-    with contextlib.closing(db):
-        rows = db.execute(
-            'SELECT station, checksum, received, events, files FROM batches '
-            'WHERE received >= ? ORDER BY received, id',
-            (since,),
-        ).fetchall()
-    return [
-        Batch(station, checksum, received, events or 0, tuple(tuple(f) for f in json.loads(files)))
-        for station, checksum, received, events, files in rows
-        if files is not None
-    ]
+def batch(
+    station: int, checksum: str, received: float, events: int | None, files: str | None
+) -> Batch | None:
+    """A row of the record as a Batch (None for a batch of version 1, whose files are not known)."""
+    if files is None:
+        return None
+    return Batch(station, checksum, received, events or 0, tuple(tuple(f) for f in json.loads(files)))

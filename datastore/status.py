@@ -7,8 +7,8 @@ Sources, all under ``data_dir`` and all read-only:
 
 - the spool folders: how many files wait in each, and the age of the oldest
   file in ``incoming/``;
-- ``received.sqlite`` (written by the upload endpoint): the last upload per
-  station;
+- the batch record (``received.sqlite``, or PostgreSQL), written by the
+  upload endpoint: the last upload per station;
 - ``writer.status`` (written atomically by the writer): its pid, state, the
   time of its last update, the last stored event per station, events stored;
 - ``writer.pause``: the operator's request that the writer pause (and since when);
@@ -43,7 +43,7 @@ def gather(config: Config, now: float | None = None) -> dict[str, Any]:
     folders = {name: len(incoming) if name == INCOMING else len(data_dir.queued(name)) for name in FOLDERS}
     oldest = _mtime(incoming[0]) if incoming else None
     writer = _writer(data_dir, config.sleep, now)
-    uploads = {str(number): when for number, when in received.last_uploads(data_dir).items()}
+    uploads = {str(number): when for number, when in received.connect(config).last_uploads().items()}
     stored = writer.pop('stations')
     numbers = sorted(uploads.keys() | stored.keys(), key=lambda n: (len(n), n))  # 99 before 501
     stations = {n: {'last_upload': uploads.get(n), 'last_stored_event': stored.get(n)} for n in numbers}

@@ -47,6 +47,7 @@ def test_unreadable_file_is_named(tmp_path):
         ('minimum_year=soon', 'minimum_year'),
         ('loglevel=chatty', 'loglevel'),
         ('max_upload_bytes=-1', 'max_upload_bytes'),
+        ('resend_database=mysql://db/hisparc', 'resend_database.*is not a PostgreSQL URL'),
     ],
 )
 def test_bad_values_are_named(tmp_path, line, key):
@@ -58,3 +59,13 @@ def test_bad_values_are_named(tmp_path, line, key):
     )
     with pytest.raises(config_mod.ConfigError, match=key):
         config_mod.load(str(path))
+
+
+def test_a_postgresql_url_names_the_batch_record(tmp_path):
+    path = tmp_path / 'config.ini'
+    path.write_text(
+        SEED.replace('[Writer]', 'resend_database = postgresql://hisparc@db/datastore\n\n[Writer]')
+    )
+    assert config_mod.load(str(path)).resend_database == 'postgresql://hisparc@db/datastore'
+    path.write_text(SEED)
+    assert config_mod.load(str(path)).resend_database == ''  # SQLite in data_dir

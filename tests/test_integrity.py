@@ -417,7 +417,7 @@ def test_once_exits_0_only_when_everything_is_stored_or_held(site):
 def test_every_acknowledged_spool_file_is_in_the_batch_record(site):
     path, config, data_dir = site
     store_batches(path, 2)
-    batches = received.batches_since(data_dir, 0)
+    batches = received.Received(data_dir, 0).batches_since(0)
     names = {name for b in batches for _, name, _ in b.files}
     assert names == {e.spool for e in ledger.Ledger(data_dir).entries_of_day(DAY)}
     for name in names:

@@ -201,7 +201,7 @@ def test_the_batch_record_holds_each_acknowledged_batch_and_its_spool_files(ep):
     before = time.time()
     old = [factory.event('CIC', datetime.datetime(2019, 4, 7), random.Random(1))]
     assert ep.upload(batch(1)) == '100' and ep.upload(batch(2) + old) == '100'
-    batches = received.batches_since(datadir.DataDir(str(ep.data_dir)), before)
+    batches = received.Received(datadir.DataDir(str(ep.data_dir)), 0).batches_since(before)
     assert [(b.station, b.events) for b in batches] == [(501, 100), (501, 101)]
     assert all(before <= b.received <= time.time() for b in batches)
     incoming = {path.name for path in ep.files(datadir.INCOMING)}
@@ -594,4 +594,4 @@ def test_the_resend_record_of_version_1_is_taken_over(tmp_path):
     with sqlite3.connect(db_path) as db:
         tables_left = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert tables_left == {'batches'}
-    assert received.batches_since(datadir.DataDir(str(tmp_path)), 0) == []  # not audited: no files known
+    assert record.batches_since(0) == []  # not audited: no files known

@@ -154,7 +154,7 @@ def audit(
     """Account for every batch acknowledged since ``since``."""
     result = Result(since)
     auditor = Auditor(config, data_dir, book, deep, lock_days)
-    for batch in received.batches_since(data_dir, since):
+    for batch in received.connect(config).batches_since(since):
         result.batches += 1
         problems = []
         for folder, name, events in batch.files:

@@ -24,10 +24,9 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from datastore import config as config_mod
-from datastore import events, safepickle, spoolfile
+from datastore import events, received, safepickle, spoolfile
 from datastore.datadir import INCOMING, SUSPICIOUS, DataDir, unique_name
 from datastore.protocol import Refused
-from datastore.received import Received
 from datastore.stations import Station
 
 from . import clients, form, memory, metrics, rcodes
@@ -57,7 +56,7 @@ class Endpoint:
     config: config_mod.Config
     data_dir: DataDir
     stations: StationList
-    received: Received
+    record: received.Record  # of acknowledged batches
     repeats: clients.Repeats = dataclasses.field(default_factory=clients.Repeats)
 
 
@@ -76,7 +75,7 @@ def do_init(configfile: str) -> Endpoint:
             config,
             data_dir,
             StationList(config.station_list),
-            Received(data_dir, config.resend_window_seconds, config.audit_days * config_mod.DAY),
+            received.connect(config),
         )
         _endpoints[configfile] = endpoint
         log.info('upload endpoint ready (config %s)', configfile)
@@ -173,15 +172,15 @@ def accept(endpoint: Endpoint, number: int, fields: dict[str, bytes]) -> Outcome
         raise Refused('checksum does not match the data', rcodes.INVALID_INPUT)
     checksum = fields['checksum'].decode('ascii').lower()
 
-    received = endpoint.received
-    with storage('locking the station'), received.station_lock(number):
-        if _seen(received, number, checksum):
+    record = endpoint.record
+    with storage('locking the station'), record.station_lock(number):
+        if _seen(record, number, checksum):
             return Outcome(rcodes.OK, 'a resend of a batch already stored', station=number)
         event_list = unpickle(pickled)
         files, held = store(endpoint, station, event_list, pickled)
         try:
             with storage('recording the batch'):
-                received.record(number, checksum, len(event_list), files)
+                record.record(number, checksum, len(event_list), files)
         except Refused:  # no 100 without a record: the station sends it again, so no copy may stay
             endpoint.data_dir.withdraw([(folder, name) for folder, name, _ in files])
             raise
@@ -253,7 +252,7 @@ def storage(what: str) -> Iterator[None]:
     """Turn an OSError (or an SQLite error) into a 404, logged at ERROR with what failed."""
     try:
         yield
-    except (OSError, sqlite3.Error) as exc:
+    except (OSError, sqlite3.Error, received.Unavailable) as exc:
         log.error('storage unavailable: %s failed', what, exc_info=exc)
         raise Refused(f'{what} failed: {exc}', rcodes.STORAGE_UNAVAILABLE) from None
 
@@ -261,9 +260,9 @@ def storage(what: str) -> Iterator[None]:
 # Looking up a resend only saves work and a duplicate: if it fails, the upload
 # is checked and stored as new (recording it then answers 404 if the record
 # is truly unavailable), and the failure is logged.
-def _seen(received: Received, number: int, checksum: str) -> bool:
+def _seen(record: received.Record, number: int, checksum: str) -> bool:
     try:
-        return received.seen(number, checksum)
+        return record.seen(number, checksum)
     except Exception:
         log.exception('batch record unavailable; treating the batch as new')
         return False

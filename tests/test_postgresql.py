@@ -1,0 +1,96 @@
+"""Two upload hosts, one spool, one batch record in a real PostgreSQL (``[General] resend_database``).
+
+Two uWSGI instances on their own ports share one data_dir and one writer; the
+record of acknowledged batches, the resend check and the per-station lock
+live in PostgreSQL, so neither instance's local files decide.
+"""
+
+import concurrent.futures
+import os
+import threading
+
+import pytest
+
+from datastore import cli, datadir, py2pickle
+from tests.support import postgres, uwsgi_server
+from tests.support.pickles import batch
+from tests.support.uwsgi_server import upload_body
+from tests.support.writer import run_once
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def pg():
+    with postgres.cluster() as server:
+        yield server
+
+
+@pytest.fixture
+def site(make_config, tmp_path, pg):
+    configfile = make_config(resend_database=pg.url)
+    return configfile, tmp_path / 'datastore'
+
+
+def body(seed):
+    return upload_body(501, 's3cret', py2pickle.dumps(batch(seed=seed)))
+
+
+def spooled(data_dir):
+    return sorted(os.listdir(data_dir / datadir.INCOMING))
+
+
+@pytest.fixture
+def hosts(site, tmp_path):
+    configfile, _ = site
+    with (
+        uwsgi_server.running(configfile, log_path=tmp_path / 'a.log') as a,
+        uwsgi_server.running(configfile, log_path=tmp_path / 'b.log') as b,
+    ):
+        yield a, b
+
+
+def test_two_hosts_store_every_batch_once_and_audit_finds_them_all(site, hosts, capsys):
+    configfile, data_dir = site
+    a, b = hosts
+    # distinct batches, to either host
+    assert [(a, b)[i % 2].post(body(i)) for i in range(10)] == ['100'] * 10
+    assert len(spooled(data_dir)) == 10
+    # a resend reaches the other host: recognised there, not stored again
+    assert [b.post(body(i)) if i % 2 == 0 else a.post(body(i)) for i in range(10)] == ['100'] * 10
+    assert len(spooled(data_dir)) == 10
+    # identical uploads at the same moment, one on each host: stored once
+    for seed in range(100, 110):
+        payload, start = body(seed), threading.Barrier(2)
+
+        def send(host, payload=payload, start=start):
+            start.wait()
+            return host.post(payload)
+
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            assert list(pool.map(send, (a, b))) == ['100', '100']
+    assert len(spooled(data_dir)) == 20
+    assert not (data_dir / 'received.sqlite').exists()  # the record is PostgreSQL's alone
+
+    assert run_once(configfile).returncode == 0
+    assert cli.main(['audit', '-c', configfile, '--since', '2000-01-01']) == 0
+    out = capsys.readouterr().out
+    assert '20 batch(es) acknowledged' in out and '0 batch(es) unaccounted for' in out, out
+
+
+def test_an_unreachable_database_answers_404_logs_why_and_recovers(site, hosts, pg, tmp_path):
+    configfile, data_dir = site
+    a, _ = hosts
+    assert a.post(body(1)) == '100'
+    pg.stop()
+    assert a.post(body(2)) == '404'
+    assert spooled(data_dir) and len(spooled(data_dir)) == 1  # nothing kept of the refused batch
+    status, _, text = a.request('GET', path='/hisparc/ready')
+    assert status == 503 and 'batch record unreachable: PostgreSQL' in text
+    log = (tmp_path / 'hisparc.log-wsgi').read_text()
+    assert 'storage unavailable: locking the station failed' in log and 'PostgreSQL' in log
+    assert 'code 404' in log
+    pg.start()
+    assert a.post(body(2)) == '100'  # a new connection, once the server is back
+    assert a.request('GET', path='/hisparc/ready')[0] == 200
+    assert len(spooled(data_dir)) == 2
