@@ -1,8 +1,6 @@
 # The monitoring endpoint (/hisparc/status) for uWSGI: JSON, or Prometheus text
 # with ?format=prometheus. Reads the same config.ini as the upload endpoint.
-import functools
-
 from datastore import config
 from wsgi import status_app
 
-application = functools.partial(status_app.application, configfile=config.default_path())
+application = status_app.app(config.default_path())

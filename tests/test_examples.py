@@ -127,11 +127,15 @@ def test_uwsgi_ini_has_the_production_settings():
         'need-app',
         'vacuum',
         'stats',
-        'touch-reload',
+        'pidfile',
+        'master-fifo',
+        'binary-path',
+        'socket',
         'mount',
         'manage-script-name',
         'attach-daemon2',
     } <= names
+    assert 'touch-reload' not in names  # a broken config.ini saved must not stop anything
     assert ini_values(EXAMPLES / 'uwsgi.ini', 'threads') == ['1']
     assert 'stopsignal=15' in ini_values(EXAMPLES / 'uwsgi.ini', 'attach-daemon2')[0]
 

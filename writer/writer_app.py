@@ -4,7 +4,10 @@
 (``writer.lock``), a pass interrupted by a crash finished or undone first
 (``journal``), then passes (``storepass``) until stopped, sleeping while the
 queue is empty, pausing while ``data_dir/writer.pause`` exists, stopping
-cleanly on SIGTERM/SIGINT. It reports its state in ``writer.status``.
+cleanly on SIGTERM/SIGINT. It reports its state in ``writer.status``
+(``paused`` only once every day file is closed) and follows config.ini
+(``config.Current``): a good new version is taken up between passes, a
+broken one is logged and ignored.
 
 It never exits over a fault it can wait out. A fault of the storage (disk
 full, an I/O error, a locked day file) is waited out (state ``waiting``, with
@@ -51,8 +54,10 @@ class AlreadyRunning(Exception):
 class Writer:
     """The writer's loop; ``run`` until stopped (or, ``once``, drained)."""
 
-    def __init__(self, config: config_mod.Config) -> None:
+    def __init__(self, config: config_mod.Config, current: config_mod.Current | None = None) -> None:
         self.config = config
+        self.current = current  # the config file followed; None: this configuration only
+        self.moved: config_mod.Config | None = None  # a new configuration with another data_dir
         self.data_dir = DataDir(config.data_dir, config.archive_dir or None)
         self.ledger = ledger.Ledger(self.data_dir)
         self.passes = Passes(config, self.data_dir, self.ledger)
@@ -87,6 +92,8 @@ class Writer:
         if once:
             self.progress = Progress.for_backlog(self.data_dir)
         while not self.stop.is_set():
+            if not self.follow_config():
+                break
             if self.data_dir.paused():
                 if once:
                     log.info('paused (%s exists); --once stops here', WRITER_PAUSE)
@@ -103,6 +110,19 @@ class Writer:
                 self.idle('idle', self.config.sleep)
         if self.progress:
             self.progress.finish()
+
+    def follow_config(self) -> bool:
+        """Take up a changed configuration; False if it moves data_dir (the loop starts again there)."""
+        config = self.current.get() if self.current else self.config
+        if config is self.config:
+            return True
+        config_mod.setup_logging(config, config_mod.WRITER_LOG)
+        if (config.data_dir, config.archive_dir) != (self.config.data_dir, self.config.archive_dir):
+            log.info('data_dir or archive_dir changed: this writer starts again on %s', config.data_dir)
+            self.moved = config
+            return False
+        self.config = self.passes.config = config
+        return True
 
     def request_stop(self, _signum: int | None = None, _frame: FrameType | None = None) -> None:
         self.stop.set()
@@ -275,22 +295,29 @@ class Writer:
 def writer(configfile: str, once: bool = False) -> None:
     """Run the writer with ``configfile`` until SIGTERM/SIGINT (or, ``once``, until drained)."""
     try:
-        config = config_mod.load(configfile)
+        current = config_mod.following(configfile)
     except config_mod.ConfigError as exc:
         print(f'hisparc-writer: {exc}', file=sys.stderr)
         raise SystemExit(2) from None
-    config_mod.setup_logging(config, '-writer')
-    app = Writer(config)
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, app.request_stop)
-        signal.signal(signal.SIGINT, app.request_stop)
-    log.info('writer started (pid %d, data_dir %s)', os.getpid(), config.data_dir)
-    try:
-        app.run(once=once)
-    except AlreadyRunning as exc:
-        log.error('%s; this one exits', exc)
-        print(f'hisparc-writer: {exc}', file=sys.stderr)
-        raise SystemExit(1) from None
+    config: config_mod.Config | None = current.config
+    config_mod.setup_logging(current.config, config_mod.WRITER_LOG)
+    stop = threading.Event()  # shared by the writers of successive data_dirs
+    while config is not None:
+        app = Writer(config, current)
+        app.stop = stop
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, app.request_stop)
+            signal.signal(signal.SIGINT, app.request_stop)
+        log.info('writer started (pid %d, data_dir %s)', os.getpid(), config.data_dir)
+        try:
+            app.run(once=once)
+        except AlreadyRunning as exc:
+            log.error('%s; this one exits', exc)
+            print(f'hisparc-writer: {exc}', file=sys.stderr)
+            raise SystemExit(1) from None
+        config = app.moved
+        if config is not None:
+            app.ledger.close()
     log.info('writer stopped')
     if once:
         left = app.leftovers()

@@ -3,13 +3,14 @@
 Answers the figures of ``hisparc-datastore status`` as JSON, or in the
 Prometheus text format with ``?format=prometheus`` or an ``Accept`` header
 asking for ``text/plain`` / OpenMetrics. Deployments run it under uWSGI as
-``functools.partial(status_app.application, configfile=...)``. It reads the
-configuration on every request (it is small and the endpoint is polled
-rarely), so it never serves figures of a stale config. No PyTables here.
+``status_app.app(configfile)``. It serves the figures of the configuration
+the upload endpoint uses (the last good version of the file), with what is
+wrong with the file on disk (``config_problems``). No PyTables here.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import urllib.parse
@@ -37,7 +38,7 @@ def application(
     environ: dict[str, Any], start_response: Callable[..., Any], configfile: str
 ) -> Iterable[bytes]:
     try:
-        figures = status.gather(config_mod.load(configfile))
+        figures = status.gather(config_mod.following(configfile).get())
     except config_mod.ConfigError as exc:
         log.error('status unavailable: %s', exc)
         body = json.dumps({'error': str(exc)}).encode()
@@ -54,3 +55,9 @@ def application(
         [('Content-Type', content_type), ('Content-Length', str(len(body))), ('Cache-Control', 'no-store')],
     )
     return [body]
+
+
+def app(configfile: str) -> Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]:
+    """The endpoint as uWSGI loads it: ConfigError unless ``configfile`` is usable now."""
+    config_mod.following(configfile)
+    return functools.partial(application, configfile=configfile)

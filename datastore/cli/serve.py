@@ -60,6 +60,7 @@ def ini(config: config_mod.Config, var: str, port: int, processes: int) -> str:
         {
             'home_dir': var,
             'venv': sys.prefix,
+            'python': sys.executable,
             'config_file': config.path,
             'run_dir': run_dir,
             'http_socket': f'127.0.0.1:{port}',

@@ -5,19 +5,26 @@ from __future__ import annotations
 import argparse
 import json
 
+from datastore import config as config_mod
 from datastore import datadir, status
 
 from .common import Command, ago, load_config, when
 
 
 def run(args: argparse.Namespace) -> int:
-    figures = status.gather(load_config(args.config))
+    # A broken file still shows the figures of the data_dir it names, and what is wrong
+    config = config_mod.salvage(args.config) or load_config(args.config)
+    figures = status.gather(config)
     if args.json:
         print(json.dumps(figures, indent=1))
         return 0
     now, folders, writer = figures['time'], figures['folders'], figures['writer']
     queue = figures['queue']
     print(f'data_dir   {figures["data_dir"]}')
+    for problem in figures['config_problems']:
+        print(f'config     PROBLEM {problem}')
+    if figures['config_problems']:
+        print('           the running processes keep their last good configuration until it is mended')
     print(
         f'queue      {queue["files"]} file(s) in incoming/'
         + (f', oldest waiting {ago(queue["oldest_age"])}' if queue['files'] else '')
