@@ -47,6 +47,11 @@ HOUSEKEEPING_INTERVAL = 600.0  # seconds between archive sweeps and light audits
 DAY = 86400.0
 
 
+# Exit statuses besides 0 (stopped) and 1 (--once left something undone)
+EXIT_CONFIG = 2  # no usable configuration at start
+EXIT_ALREADY_RUNNING = 3  # another writer holds writer.lock: restarting would not help
+
+
 class AlreadyRunning(Exception):
     """Another writer holds ``data_dir/writer.lock``."""
 
@@ -98,7 +103,7 @@ class Writer:
                 if once:
                     log.info('paused (%s exists); --once stops here', WRITER_PAUSE)
                     break
-                self.idle('paused', PAUSE_POLL)
+                self.hold_while_paused()
                 continue
             outcome = self.safe_pass()
             if outcome == 'stored':
@@ -123,6 +128,16 @@ class Writer:
             return False
         self.config = self.passes.config = config
         return True
+
+    def hold_while_paused(self) -> None:
+        """Store nothing while writer.pause exists; say ``paused`` (every day file is closed here)."""
+        if not self.data_dir.paused():
+            return
+        log.info('paused: %s exists; storing nothing until it is removed', self.data_dir.path(WRITER_PAUSE))
+        while not self.stop.is_set() and self.data_dir.paused():
+            self.idle('paused', PAUSE_POLL)
+        if not self.stop.is_set():
+            log.info('resumed: %s is gone', self.data_dir.path(WRITER_PAUSE))
 
     def request_stop(self, _signum: int | None = None, _frame: FrameType | None = None) -> None:
         self.stop.set()
@@ -150,6 +165,7 @@ class Writer:
             if self.once:
                 return False
             self.idle('waiting', STORAGE_RETRY, reason)
+            self.hold_while_paused()
         return False
 
     def load_suspects(self) -> None:
@@ -298,7 +314,7 @@ def writer(configfile: str, once: bool = False) -> None:
         current = config_mod.following(configfile)
     except config_mod.ConfigError as exc:
         print(f'hisparc-writer: {exc}', file=sys.stderr)
-        raise SystemExit(2) from None
+        raise SystemExit(EXIT_CONFIG) from None
     config: config_mod.Config | None = current.config
     config_mod.setup_logging(current.config, config_mod.WRITER_LOG)
     stop = threading.Event()  # shared by the writers of successive data_dirs
@@ -314,7 +330,7 @@ def writer(configfile: str, once: bool = False) -> None:
         except AlreadyRunning as exc:
             log.error('%s; this one exits', exc)
             print(f'hisparc-writer: {exc}', file=sys.stderr)
-            raise SystemExit(1) from None
+            raise SystemExit(EXIT_ALREADY_RUNNING) from None
         config = app.moved
         if config is not None:
             app.ledger.close()
@@ -326,4 +342,4 @@ def writer(configfile: str, once: bool = False) -> None:
             raise SystemExit(1)
 
 
-__all__ = ['MIN_RETRY', 'AlreadyRunning', 'Writer', 'writer']
+__all__ = ['EXIT_ALREADY_RUNNING', 'EXIT_CONFIG', 'MIN_RETRY', 'AlreadyRunning', 'Writer', 'writer']
