@@ -228,6 +228,13 @@ class DataDir:
     def paused(self) -> bool:
         return os.path.exists(self.path(WRITER_PAUSE))
 
+    def pause_requested(self) -> float | None:
+        """When ``writer.pause`` was made (its mtime), or None if the writer is not asked to pause."""
+        try:
+            return os.stat(self.path(WRITER_PAUSE)).st_mtime
+        except FileNotFoundError:
+            return None
+
     def pause(self) -> bool:
         """Ask the writer to pause; False if it already was."""
         if self.paused():
