@@ -4,6 +4,7 @@
     status         queue depth, held files, the writer, last upload and stored event per station
     pause/resume   ask the writer to stop storing for a while (data_dir/writer.pause)
     requeue        move reviewed files from suspicious/ back to incoming/
+    inspect        what a spool file holds and why it was held or failed
     check-config   explain every problem of config.ini and the station list
     simulate       post realistic station uploads and report the return codes and rates
 
@@ -21,10 +22,10 @@ import importlib.metadata
 import sys
 from collections.abc import Iterator, Sequence
 
-from . import check_config, pause, requeue, serve, simulate, status
+from . import check_config, inspect, pause, requeue, serve, simulate, status
 from .common import Command, Failure, add_config_argument
 
-MODULES = (serve, status, pause, requeue, check_config, simulate)
+MODULES = (serve, status, pause, requeue, inspect, check_config, simulate)
 ENTRY_POINTS = 'hisparc_datastore.commands'
 
 
