@@ -12,6 +12,7 @@ import os
 import pathlib
 import shlex
 import shutil
+import socket
 import sys
 
 from datastore import config as config_mod
@@ -74,6 +75,17 @@ def ini(config: config_mod.Config, var: str, port: int, processes: int) -> str:
     )
 
 
+def busy(port: int) -> str | None:
+    """Why uWSGI could not listen on 127.0.0.1:``port``, or None (asked before the banner, not after)."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uWSGI binds
+        try:
+            probe.bind(('127.0.0.1', port))
+        except OSError as exc:
+            return f'cannot listen on 127.0.0.1:{port}: {exc.strerror} (choose another with --port)'
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
     configfile = prepare_var(args.var)
     found, _ = check_config.problems(configfile)
@@ -86,6 +98,9 @@ def run(args: argparse.Namespace) -> int:
     )
     if uwsgi is None:
         raise Failure("uWSGI is not installed: pip install '.[serve]'")
+    port_problem = busy(args.port)
+    if port_problem:
+        raise Failure(port_problem)
     var = os.path.dirname(configfile)
     ini_path = os.path.join(var, 'uwsgi.ini')
     pathlib.Path(ini_path).write_text(ini(config, var, args.port, args.processes), encoding='utf-8')
