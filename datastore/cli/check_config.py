@@ -66,11 +66,9 @@ def problems(path: str) -> tuple[list[str], list[str]]:
     values, found, warnings = config_mod.parse(path)
     log = values.get('log')
     if log and log != '-':
-        why = try_folder(os.path.dirname(os.path.abspath(log)))
-        whys = [why] if why else []
         suffixes = (config_mod.ENDPOINT_LOG, config_mod.WRITER_LOG, config_mod.TOOLS_LOG)
-        whys += [why for why in (try_append(log + suffix) for suffix in suffixes) if why]
-        found += [f'log = {log}: {why}' for why in whys]
+        whys = [try_folder(os.path.dirname(os.path.abspath(log))), *(try_append(log + s) for s in suffixes)]
+        found += [f'log = {log}: {why}' for why in whys if why]
     if values.get('data_dir'):
         found += data_dir_problems(datadir.DataDir(values['data_dir'], values.get('archive_dir') or None))
     if values.get('station_list'):
