@@ -46,8 +46,8 @@ GROUPS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     )),
     ("""\
 nginx (examples/nginx/) passes uploads to the unix socket; the loopback HTTP
-socket is for checks on the host itself. Any local user may post to either,
-so the socket is open to all (its folder is the service's RuntimeDirectory).""", (
+socket is for checks on the host itself. The unix socket is open to every
+local user (nginx runs as another), as the loopback socket is anyway.""", (
         ('socket', '%(run_dir)/uwsgi.sock'),
         ('chmod-socket', '666'),
         ('http-socket', '%(http_socket)'),
