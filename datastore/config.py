@@ -19,6 +19,9 @@ from collections.abc import Callable
 from typing import Any
 
 from . import events
+from .watch import Watch
+
+log = logging.getLogger(__name__)
 
 DAY = 24 * 3600
 ENVIRONMENT = 'HISPARC_DATASTORE_CONFIG'  # where the processes find config.ini
@@ -50,6 +53,9 @@ KEYS: tuple[tuple[str, str, Callable[[str], Any], Any], ...] = (
     ('Writer', 'archive_days', float, 7.0),
     ('Writer', 'archive_dir', str, ''),
 )
+
+# What each kind of process adds to [General] log: its own file
+ENDPOINT_LOG, WRITER_LOG, TOOLS_LOG = '-wsgi', '-writer', '-tools'
 
 LOGLEVELS = ('debug', 'info', 'warning', 'error', 'critical')
 LOG_HANDLER = 'hisparc-datastore'
@@ -128,15 +134,43 @@ def read(path: str) -> tuple[Config | None, list[str], list[str]]:
     A problem makes the file unusable; a warning (an unknown key, likely a
     typo) does not.
     """
-    parser = configparser.ConfigParser(inline_comment_prefixes=('#', ';'), interpolation=None)
+    values, problems, warnings = parse(path)
+    if problems:
+        return None, problems, warnings
+    return _config(path, values), [], warnings
+
+
+def salvage(path: str) -> Config | None:
+    """The file's configuration with defaults for its bad values; None without its required keys.
+
+    For ``status``, which shows the figures and, beside them, what is wrong.
+    """
+    values, _, _ = parse(path)
+    if any(values.get(key) is None for _, key, _, default in KEYS if default is None):
+        return None
+    return _config(path, values)
+
+
+def _config(path: str, values: dict[str, Any]) -> Config:
+    return Config(path=path, **{**values, 'loglevel': values['loglevel'].lower()})
+
+
+def parse(path: str) -> tuple[dict[str, Any], list[str], list[str]]:
+    """({key: value}, problems, warnings) of the file at ``path``.
+
+    The values are those of the keys that could be read (a key with a
+    problem has its default: None if required), so that ``check-config``
+    goes on to check what the good ones name. Every problem is listed: bad
+    lines, repeated keys, missing keys, bad values.
+    """
     try:
         with open(path, encoding='utf-8') as f:
-            parser.read_file(f)
+            text = f.read()
     except (OSError, UnicodeDecodeError) as exc:
-        return None, [f'cannot read config file {path}: {exc}'], []
-    except configparser.Error as exc:
-        return None, [f'config file {path} is not valid: {exc}'], []
-
+        return {}, [f'cannot read config file {path}: {exc}'], []
+    parser, problems = _parser(text, path)
+    if parser is None:
+        return {}, [f'config file {path} is not valid: {problem}' for problem in problems], []
     known = {(section, key) for section, key, _, _ in KEYS}
     warnings = [
         f'[{section}] {key} is not a known key; it is ignored'
@@ -144,28 +178,58 @@ def read(path: str) -> tuple[Config | None, list[str], list[str]]:
         for key in parser[section]
         if (section, key) not in known
     ]
-    values: dict[str, Any] = {'path': path}
-    problems = []
+    values: dict[str, Any] = {}
     for section, key, kind, default in KEYS:
         raw = parser.get(section, key, fallback=None)
+        values[key] = default
         if raw is None or raw.strip() == '':
             if default is None:
                 problems.append(f'required key [{section}] {key} is missing')
-            values[key] = default
             continue
         try:
-            values[key] = kind(raw.strip())
+            value = kind(raw.strip())
         except ValueError:
             problems.append(f'[{section}] {key} = {raw!r} is not a valid {kind.__name__}')
-            values[key] = default
             continue
-        problems += [
-            f'[{section}] {key} = {raw.strip()!r} {why}' for why in _value_problems(key, values[key])
-        ]
-    if problems:
-        return None, [f'{path}: {problem}' for problem in problems], warnings
-    values['loglevel'] = values['loglevel'].lower()
-    return Config(**values), [], warnings
+        why = _value_problems(key, value)
+        problems += [f'[{section}] {key} = {raw.strip()!r} {reason}' for reason in why]
+        if not why:
+            values[key] = value
+    return values, [f'{path}: {problem}' for problem in problems], warnings
+
+
+def _parser(text: str, path: str) -> tuple[configparser.ConfigParser | None, list[str]]:
+    """The parsed file (None if it has no section header) and every line configparser refuses.
+
+    configparser stops at the first repeated key or section: a repeated key
+    is reported and its line dropped, a repeated section is reported and
+    merged, and the file is read again until nothing stops it.
+    """
+    lines = text.splitlines(keepends=True)
+    problems: list[str] = []
+    strict = True
+    while True:
+        parser = configparser.ConfigParser(
+            inline_comment_prefixes=('#', ';'), interpolation=None, strict=strict
+        )
+        try:
+            parser.read_string(''.join(lines), source=path)
+        except configparser.DuplicateOptionError as exc:
+            problems.append(f'line {exc.lineno}: [{exc.section}] {exc.option} is set again')
+            lines[(exc.lineno or 1) - 1] = '\n'  # read_string always names the line
+            continue
+        except configparser.DuplicateSectionError as exc:
+            problems.append(f'line {exc.lineno}: section [{exc.section}] appears again')
+            strict = False
+            continue
+        except configparser.MissingSectionHeaderError as exc:
+            return None, [f'line {exc.lineno}: {exc.line.strip()!r} comes before any [section]']
+        except configparser.ParsingError as exc:  # every bad line; the good ones are read
+            problems += [
+                f'line {lineno}: {lines[lineno - 1].strip()!r} is not `key = value`'
+                for lineno, _ in exc.errors
+            ]
+        return parser, problems
 
 
 def _value_problems(key: str, value: Any) -> list[str]:
@@ -198,6 +262,75 @@ def load(path: str) -> Config:
     return config
 
 
+class Current:
+    """The configuration a running process uses: the last good version of its file.
+
+    The file is looked at no more than once a second (``datastore.watch``).
+    A changed file is taken up only if ``read`` finds no problem in it;
+    otherwise its problems are logged at ERROR, once per change, and the
+    last good configuration stays. So a broken file saved over a working one
+    never stops the endpoint or the writer.
+    """
+
+    def __init__(self, path: str, check_every: float = 1.0) -> None:
+        self.path = path
+        self.watch = Watch(path, check_every)
+        try:
+            signature = self.watch.changed()
+        except OSError:
+            signature = None  # load() names the file
+        self.config = load(path)  # ConfigError: a cold start refuses a broken file
+        self.watch.seen = signature
+        self._problem: str | None = None
+
+    def get(self) -> Config:
+        with self.watch.lock:
+            return self._follow()
+
+    def _follow(self) -> Config:
+        try:
+            signature = self.watch.changed()
+        except OSError as exc:
+            self._refuse(f'cannot read it: {exc.strerror or exc}')
+            return self.config
+        if signature is None:
+            return self.config
+        self.watch.seen = signature
+        config, problems, warnings = read(self.path)
+        if config is None:
+            self._refuse('; '.join(problems))
+            return self.config
+        for warning in warnings:
+            log.warning('config file %s: %s', self.path, warning)
+        if self._problem is not None:
+            log.info('config file %s is usable again', self.path)
+            self._problem = None
+        if config != self.config:
+            log.info('config file %s changed: taken up', self.path)
+            self.config = config
+        return self.config
+
+    def _refuse(self, problem: str) -> None:
+        if problem != self._problem:
+            log.error(
+                'config file %s changed and is not taken up (the last good configuration stays): %s',
+                self.path,
+                problem,
+            )
+            self._problem = problem
+
+
+_following: dict[str, Current] = {}
+
+
+def following(path: str) -> Current:
+    """The process's ``Current`` of ``path``, made on first use (ConfigError if the file is unusable then)."""
+    current = _following.get(path)
+    if current is None:
+        current = _following[path] = Current(path)
+    return current
+
+
 class UTCFormatter(logging.Formatter):
     """Times in UTC, ISO 8601 with their zone (``2026-11-24T02:18:39.123Z``), as ``status`` speaks."""
 
@@ -209,8 +342,8 @@ class UTCFormatter(logging.Formatter):
 def setup_logging(config: Config, suffix: str) -> None:
     """Log to ``config.log`` + ``suffix`` (``-`` logs to stderr).
 
-    Each process kind has its own file (``hisparc.log-wsgi``,
-    ``hisparc.log-writer``); a WatchedFileHandler follows logrotate.
+    Each process kind has its own file (``ENDPOINT_LOG``, ``WRITER_LOG``,
+    ``TOOLS_LOG``); a WatchedFileHandler follows logrotate.
     """
     if config.log == '-':
         handler: logging.Handler = logging.StreamHandler(sys.stderr)

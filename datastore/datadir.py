@@ -228,8 +228,8 @@ class DataDir:
     def paused(self) -> bool:
         return os.path.exists(self.path(WRITER_PAUSE))
 
-    def paused_since(self) -> float | None:
-        """When the writer was asked to pause (unix time), or None."""
+    def pause_requested(self) -> float | None:
+        """When ``writer.pause`` was made (its mtime), or None if the writer is not asked to pause."""
         try:
             return os.stat(self.path(WRITER_PAUSE)).st_mtime
         except FileNotFoundError:

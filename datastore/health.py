@@ -75,7 +75,9 @@ def health(config: Config, figures: dict[str, Any], create: bool = True) -> list
 
 def problems(config: Config, figures: dict[str, Any]) -> list[str]:
     """What is wrong beyond this host's readiness, in the figures of ``status.gather``."""
-    reasons = list(figures.get('config_problems') or [])
+    reasons = [
+        f'config.ini on disk not taken up: {problem}' for problem in figures.get('config_problems') or []
+    ]
     writer, queue = figures['writer'], figures['queue']
     if not writer['running']:
         reasons.append('the writer is not running')

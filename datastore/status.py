@@ -13,7 +13,9 @@ Sources, all under ``data_dir`` and all read-only:
   time of its last update, the last stored event per station, events stored;
 - ``writer.pause``: the operator's request that the writer pause (and since when);
 - ``writer.sqlite`` (the writer's ledger): damaged day files, the last audit,
-  events stored per hour over the last day.
+  events stored per hour over the last day;
+- ``config.ini`` itself: what is wrong with the file on disk
+  (``config_problems``), which the running processes do not take up.
 
 Nothing here imports PyTables: the monitoring endpoint runs in the upload
 workers.
@@ -27,22 +29,22 @@ import sqlite3
 import time
 from typing import Any
 
+from . import config as config_mod
 from . import ledger, received, writerstate
-from .config import Config
 from .datadir import FOLDERS, INCOMING, LEDGER, DataDir
 
 MIN_STALE = 30.0  # seconds; the writer updates its status at least every few seconds
 DAY_SECONDS = 86400
 
 
-def gather(config: Config, now: float | None = None) -> dict[str, Any]:
+def gather(config: config_mod.Config, now: float | None = None) -> dict[str, Any]:
     """The status of the datastore configured by ``config``, as a plain dict."""
     now = time.time() if now is None else now
     data_dir = DataDir(config.data_dir)
     incoming = data_dir.queued(INCOMING)
     folders = {name: len(incoming) if name == INCOMING else len(data_dir.queued(name)) for name in FOLDERS}
     oldest = _mtime(incoming[0]) if incoming else None
-    writer = _writer(data_dir, config.sleep, now)
+    writer = writer_state(data_dir, config.sleep, now)
     uploads = {str(number): when for number, when in received.connect(config).last_uploads().items()}
     stored = writer.pop('stations')
     numbers = sorted(uploads.keys() | stored.keys(), key=lambda n: (len(n), n))  # 99 before 501
@@ -58,6 +60,7 @@ def gather(config: Config, now: float | None = None) -> dict[str, Any]:
         'writer': writer,
         'stations': stations,
         **_ledger_figures(data_dir, now),
+        'config_problems': config_mod.read(config.path)[1],
     }
 
 
@@ -95,13 +98,13 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _writer(data_dir: DataDir, sleep: float, now: float) -> dict[str, Any]:
-    """What the writer last said of itself, and whether it is running."""
+def writer_state(data_dir: DataDir, sleep: float, now: float) -> dict[str, Any]:
+    """What the writer last said of itself, whether it is running, whether it is asked to pause."""
     reported = writerstate.read(data_dir) or writerstate.WriterState(stations={})
     state = dataclasses.asdict(reported)
     updated, pid = reported.updated, reported.pid
     fresh = updated is not None and now - updated <= max(3 * sleep, MIN_STALE)
     state['running'] = bool(fresh and pid is not None and _alive(pid))
     state['paused'] = data_dir.paused()
-    state['paused_since'] = data_dir.paused_since()
+    state['paused_since'] = data_dir.pause_requested()
     return state

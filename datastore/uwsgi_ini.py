@@ -18,6 +18,7 @@ PLACEHOLDERS = ('home_dir', 'config_file', 'run_dir')
 PRODUCTION = {
     'home_dir': '/srv/hisparc-datastore',
     'venv': '%(home_dir)/.venv',
+    'python': '%(venv)/bin/python',
     'config_file': '/etc/hisparc/datastore.ini',
     'run_dir': '/run/hisparc',
     'http_socket': '127.0.0.1:8080',
@@ -43,12 +44,25 @@ GROUPS: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
         ('die-on-term', 'true'),
         ('vacuum', 'true'),
     )),
-    ('behind nginx/apache use `socket = %(run_dir)/uwsgi.sock` instead', (
+    ("""\
+nginx (examples/nginx/) passes uploads to the unix socket; the loopback HTTP
+socket is for checks on the host itself. The unix socket is open to every
+local user (nginx runs as another), as the loopback socket is anyway.""", (
+        ('socket', '%(run_dir)/uwsgi.sock'),
+        ('chmod-socket', '666'),
         ('http-socket', '%(http_socket)'),
-        ('stats', '%(run_dir)/stats.sock'),
     )),
-    ('editing config.ini reloads the workers (the station list is followed without one)', (
-        ('touch-reload', '%(config_file)'),
+    ("""\
+The master's pid, its FIFO (`echo r > master.fifo` reloads gracefully, as
+SIGHUP does: `systemctl reload`, which checks config.ini first), its stats.
+A reload starts the master anew from the virtualenv's Python (uWSGI of
+pyuwsgi runs inside Python; a uWSGI built as its own program: drop
+binary-path). config.ini needs no reload: the processes follow the file and
+take up a new version only if it has no problem.""", (
+        ('pidfile', '%(run_dir)/uwsgi.pid'),
+        ('master-fifo', '%(run_dir)/master.fifo'),
+        ('stats', '%(run_dir)/stats.sock'),
+        ('binary-path', '%(python)'),
     )),
     ("""\
 Both apps in one interpreter. The first mount is the default app: every path

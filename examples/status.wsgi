@@ -2,9 +2,7 @@
 # /hisparc/health, /hisparc/status (HTML, JSON or Prometheus) and
 # /hisparc/metrics; any other path goes to the upload endpoint. Reads the same
 # config.ini as the upload endpoint.
-import functools
-
 from datastore import config
 from wsgi import status_app
 
-application = functools.partial(status_app.application, configfile=config.default_path())
+application = status_app.app(config.default_path())

@@ -69,6 +69,8 @@ def test_station_filter_moves_only_that_stations_files_intact(site, capsys):
     assert files(data_dir, datadir.INCOMING) == ['b502']
     assert open(os.path.join(data_dir, datadir.INCOMING, 'b502'), 'rb').read() == before
     assert files(data_dir, datadir.SUSPICIOUS) == ['a501', 'c501', 'd501']
+    log = open(os.path.join(os.path.dirname(path), 'hisparc.log-tools')).read()
+    assert ' tools.requeue INFO requeued b502 (station 502, 3 event(s)) by ' in log
 
 
 def test_date_filter_is_the_utc_day_the_file_was_held_back(site, capsys):

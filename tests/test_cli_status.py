@@ -60,6 +60,7 @@ def test_status_json_is_the_gathered_figures_and_the_health_verdict(make_config,
         'damaged_days',
         'audit',
         'stored_per_hour',
+        'config_problems',
         'health',
     }
     assert figures['writer']['running'] is False
@@ -136,3 +137,16 @@ def test_bad_arguments_are_explained_by_argparse(capsys):
         cli.main(['simulate', '--batches', 'many'])
     assert exc.value.code == 2
     assert "'many' is not a positive whole number" in capsys.readouterr().err
+
+
+def test_status_of_a_broken_config_shows_the_figures_and_what_is_wrong(make_config, capsys):
+    path = make_config()
+    with open(path, 'a') as f:
+        f.write('batch_files=none\n')
+    code, out, _ = run(capsys, 'status', '-c', path)
+    assert code == 0
+    problem = f"{path}: [Writer] batch_files = 'none' is not a valid int"
+    assert f'config     PROBLEM {problem}' in out
+    assert 'keep their last good configuration' in out and 'queue      0 file(s)' in out
+    code, out, _ = run(capsys, 'status', '--json', '-c', path)
+    assert json.loads(out)['config_problems'] == [problem]

@@ -1,3 +1,5 @@
+import os
+
 import pytest
 
 from datastore import config as config_mod
@@ -69,3 +71,94 @@ def test_a_postgresql_url_names_the_batch_record(tmp_path):
     assert config_mod.load(str(path)).resend_database == 'postgresql://hisparc@db/datastore'
     path.write_text(SEED)
     assert config_mod.load(str(path)).resend_database == ''  # SQLite in data_dir
+
+
+# -- a running process follows the file ------------------------------------------------------
+
+
+@pytest.fixture
+def followed(tmp_path):
+    """(path, Current) of a good seed file, looked at on every get()."""
+    path = tmp_path / 'config.ini'
+    path.write_text(SEED)
+    current = config_mod.Current(str(path))
+    current.watch.check_every = 0
+    return path, current
+
+
+def test_a_broken_file_saved_over_a_good_one_keeps_the_good_one_and_says_so_once(followed, caplog):
+    path, current = followed
+    good = current.get()
+    path.write_text(SEED.replace('sleep=5', 'sleep=soon').replace('loglevel=debug', 'loglevel=loud'))
+    with caplog.at_level('ERROR', logger='datastore.config'):
+        assert current.get() is good
+        assert current.get() is good
+        os.utime(path, ns=(0, 0))  # saved again, as broken as before
+        assert current.get() is good
+    errors = [r.getMessage() for r in caplog.records if r.levelname == 'ERROR']
+    assert len(errors) == 1
+    assert 'not taken up (the last good configuration stays)' in errors[0]
+    assert "sleep = 'soon'" in errors[0] and "loglevel = 'loud'" in errors[0]
+
+
+def test_a_good_change_is_taken_up_and_a_save_without_a_change_is_not_news(followed, caplog):
+    path, current = followed
+    first = current.get()
+    path.write_text(SEED)  # a save without a change
+    assert current.get() is first
+    path.write_text(SEED.replace('sleep=5', 'sleep=2'))
+    with caplog.at_level('INFO', logger='datastore.config'):
+        assert current.get().sleep == 2.0
+    assert 'changed: taken up' in caplog.text
+
+
+def test_a_file_that_goes_away_is_said_once_and_taken_up_again_when_back(followed, caplog):
+    path, current = followed
+    good = current.get()
+    path.rename(path.with_suffix('.away'))
+    with caplog.at_level('INFO', logger='datastore.config'):
+        assert current.get() is good and current.get() is good
+        path.with_suffix('.away').rename(path)
+        assert current.get() is good
+    assert caplog.text.count('cannot read it') == 1
+    assert 'is usable again' in caplog.text
+
+
+def test_it_is_looked_at_at_most_once_a_second(tmp_path):
+    path = tmp_path / 'config.ini'
+    path.write_text(SEED)
+    current = config_mod.Current(str(path))
+    path.write_text(SEED.replace('sleep=5', 'sleep=2'))
+    assert current.get().sleep == 5.0  # not yet
+    current.watch.check_every = 0
+    assert current.get().sleep == 2.0
+
+
+def test_a_cold_start_on_a_broken_file_refuses_naming_every_problem(tmp_path):
+    path = tmp_path / 'config.ini'
+    path.write_text(SEED.replace('sleep=5', 'sleep=soon').replace('data_dir=/tmp/datastore', ''))
+    with pytest.raises(config_mod.ConfigError) as refused:
+        config_mod.Current(str(path))
+    assert 'data_dir is missing' in str(refused.value) and "sleep = 'soon'" in str(refused.value)
+
+
+def test_every_problem_of_the_file_is_listed_in_one_read(tmp_path):
+    path = tmp_path / 'config.ini'
+    path.write_text(
+        SEED.replace('loglevel=debug', 'loglevel=loud\nnot a setting\nlog=/elsewhere.log').replace(
+            'sleep=5', 'sleep=soon\nbatch_files=0\nsleep=6'
+        )
+    )
+    values, problems, _ = config_mod.parse(str(path))
+    text = '\n'.join(problems)
+    assert len(problems) == 6, text
+    for named in (
+        "'not a setting' is not `key = value`",
+        '[General] log is set again',
+        "loglevel = 'loud'",
+        '[Writer] sleep is set again',
+        "batch_files = '0'",
+        "sleep = 'soon'",
+    ):
+        assert named in text
+    assert values['data_dir'] == '/tmp/datastore' and values['log'] == '/tmp/hisparc.log'

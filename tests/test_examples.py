@@ -2,11 +2,13 @@
 
 import configparser
 import datetime
+import grp
 import json
+import logging
 import os
 import pathlib
+import pwd
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -16,7 +18,8 @@ import webtest
 
 from datastore import config as config_mod
 from datastore import factory, py2pickle, uwsgi_ini
-from tests.support import processes, uwsgi_server
+from tests.support import debian, processes, uwsgi_server
+from writer import writer_app
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / 'examples'
@@ -127,11 +130,15 @@ def test_uwsgi_ini_has_the_production_settings():
         'need-app',
         'vacuum',
         'stats',
-        'touch-reload',
+        'pidfile',
+        'master-fifo',
+        'binary-path',
+        'socket',
         'mount',
         'manage-script-name',
         'attach-daemon2',
     } <= names
+    assert 'touch-reload' not in names  # a broken config.ini saved must not stop anything
     assert ini_values(EXAMPLES / 'uwsgi.ini', 'threads') == ['1']
     assert 'stopsignal=15' in ini_values(EXAMPLES / 'uwsgi.ini', 'attach-daemon2')[0]
 
@@ -166,14 +173,95 @@ def test_status_wsgi_answers_with_the_configured_datastore(make_config, monkeypa
     assert reply.json['queue']['files'] == 0
 
 
+UNITS = ('hisparc-datastore.service', 'hisparc-writer.service')
+
+
+def unit_setting(name, key):
+    """The values of ``key=`` in examples/NAME, in order."""
+    return re.findall(rf'^{key}=(.*)$', (EXAMPLES / name).read_text(), flags=re.MULTILINE)
+
+
+@pytest.fixture(scope='module')
+def systemd_analyze():
+    return debian.program('systemd-analyze', 'systemd')
+
+
 @pytest.mark.slow
-@pytest.mark.skipif(not shutil.which('systemd-analyze'), reason='systemd-analyze is not installed')
-def test_the_writer_service_unit_verifies(tmp_path):
-    text = (EXAMPLES / 'hisparc-writer.service').read_text()
+@pytest.mark.parametrize('name', UNITS)
+def test_the_units_verify_and_are_hardened(systemd_analyze, tmp_path, name):
+    text = (EXAMPLES / name).read_text()
     text = text.replace('/srv/hisparc-datastore/.venv/bin/', f'{pathlib.Path(sys.executable).parent}/')
-    text = re.sub(r'^(User|Group)=.*$', '', text, flags=re.MULTILINE)  # no such user here
-    unit = tmp_path / 'hisparc-writer.service'
+    unit = tmp_path / name
+    unit.write_text(re.sub(r'^(User|Group)=.*$', '', text, flags=re.MULTILINE))  # no such user here
+    verified = subprocess.run([systemd_analyze, 'verify', str(unit)], capture_output=True, text=True)
+    assert verified.returncode == 0, verified.stderr
+    assert name not in verified.stderr, verified.stderr
     unit.write_text(text)
-    result = subprocess.run(['systemd-analyze', 'verify', str(unit)], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
-    assert 'hisparc-writer' in re.search(r'^ExecStart=(.*)$', text, re.MULTILINE).group(1)
+    rated = subprocess.run(
+        [systemd_analyze, 'security', '--offline=yes', str(unit)], capture_output=True, text=True
+    )
+    exposure = re.search(rf'Overall exposure level for {re.escape(name)}: ([0-9.]+)', rated.stdout)
+    assert exposure, rated.stdout + rated.stderr
+    assert float(exposure[1]) <= 4.0, rated.stdout
+
+
+def test_the_uwsgi_unit_makes_the_run_dir_waits_for_ready_and_checks_before_it_reloads():
+    name = 'hisparc-datastore.service'
+    assert unit_setting(name, 'Type') == ['notify']
+    assert f'/run/{unit_setting(name, "RuntimeDirectory")[0]}' == uwsgi_ini.PRODUCTION['run_dir']
+    check, reload = unit_setting(name, 'ExecReload')
+    assert ' check-config ' in check and reload == '/bin/kill -HUP $MAINPID'
+    assert unit_setting(name, 'ExecStart')[0].endswith(' --ini /srv/hisparc-datastore/examples/uwsgi.ini')
+
+
+def test_the_writer_unit_does_not_restart_a_writer_that_cannot_help_it():
+    stops = unit_setting('hisparc-writer.service', 'RestartPreventExitStatus')[0].split()
+    assert str(writer_app.EXIT_ALREADY_RUNNING) in stops and str(writer_app.EXIT_CONFIG) in stops
+
+
+def test_the_units_nginx_and_logrotate_name_the_paths_of_the_example_configuration():
+    config = config_mod.load(str(EXAMPLES / 'config.ini'))
+    for name in UNITS:
+        writable = ' '.join(unit_setting(name, 'ReadWritePaths')).split()
+        for path in (config.data_dir, os.path.dirname(config.log)):
+            assert any(path == w or path.startswith(w + '/') for w in writable), (name, path)
+    socket_path = f'{uwsgi_ini.PRODUCTION["run_dir"]}/uwsgi.sock'
+    assert f'server unix:{socket_path};' in (EXAMPLES / 'nginx' / 'hisparc-datastore.conf').read_text()
+    assert 'socket = %(run_dir)/uwsgi.sock' in uwsgi_ini.render()
+    rotated = (EXAMPLES / 'logrotate' / 'hisparc-datastore').read_text()
+    uwsgi_log = unit_setting('hisparc-datastore.service', 'StandardOutput')[0].removeprefix('append:')
+    suffixes = (config_mod.ENDPOINT_LOG, config_mod.WRITER_LOG, config_mod.TOOLS_LOG)
+    for path in (*(config.log + suffix for suffix in suffixes), uwsgi_log):
+        assert re.search(rf'^{re.escape(path)}$', rotated, flags=re.MULTILINE), path
+
+
+@pytest.mark.slow
+def test_logrotate_rotates_every_log_and_each_writer_goes_on_in_the_new_file(make_config, tmp_path):
+    logrotate = debian.program('logrotate', 'logrotate')
+    user, group = pwd.getpwuid(os.getuid()).pw_name, grp.getgrgid(os.getgid()).gr_name
+    logs = tmp_path / 'log'
+    logs.mkdir()
+    text = (EXAMPLES / 'logrotate' / 'hisparc-datastore').read_text().replace('/var/log/hisparc/', f'{logs}/')
+    conf = tmp_path / 'logrotate.conf'
+    conf.write_text(text.replace('hisparc hisparc', f'{user} {group}'))
+    config = config_mod.load(make_config(log=logs / 'datastore.log'))
+    config_mod.setup_logging(config, config_mod.WRITER_LOG)  # as the writer does
+    logging.getLogger('writer').warning('before')
+    with open(logs / 'uwsgi.log', 'a') as uwsgi_output:  # as systemd holds it for uWSGI
+        uwsgi_output.write('uWSGI before\n')
+        uwsgi_output.flush()
+        rotated = subprocess.run(
+            [logrotate, '--force', '--state', str(tmp_path / 'state'), str(conf)],
+            capture_output=True,
+            text=True,
+        )
+        assert rotated.returncode == 0, rotated.stderr
+        logging.getLogger('writer').warning('after')
+        uwsgi_output.write('uWSGI after\n')
+    assert 'before' in (logs / 'datastore.log-writer.1').read_text()
+    assert 'after' in (logs / 'datastore.log-writer').read_text()
+    assert (logs / 'uwsgi.log.1').read_text() == 'uWSGI before\n'
+    assert (logs / 'uwsgi.log').read_text() == 'uWSGI after\n'  # O_APPEND: at the new end, no hole
+    for handler in [h for h in logging.getLogger().handlers if h.get_name() == config_mod.LOG_HANDLER]:
+        logging.getLogger().removeHandler(handler)
+        handler.close()

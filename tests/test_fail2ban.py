@@ -1,13 +1,11 @@
 """The fail2ban filter over real upload-log lines: guesses counted, retries not."""
 
-import os
-import shutil
 import subprocess
 
 import pytest
 
 from datastore import py2pickle
-from tests.support import uwsgi_server
+from tests.support import debian, uwsgi_server
 from tests.support.endpoint import Endpoint
 from tests.support.pickles import batch
 
@@ -17,19 +15,7 @@ JAIL = uwsgi_server.EXAMPLES / 'fail2ban' / 'jail.d' / 'hisparc-datastore.conf'
 
 @pytest.fixture(scope='module')
 def fail2ban_regex():
-    """fail2ban-regex; installed from Debian's packages where missing and root, else skipped."""
-    found = shutil.which('fail2ban-regex')
-    if found is None and os.geteuid() == 0 and shutil.which('apt-get'):
-        subprocess.run(
-            ['apt-get', 'install', '-y', '-q', 'fail2ban'],
-            capture_output=True,
-            timeout=600,
-            env={**os.environ, 'DEBIAN_FRONTEND': 'noninteractive'},
-        )
-        found = shutil.which('fail2ban-regex')
-    if found is None:
-        pytest.skip("fail2ban-regex is not installed (Debian's fail2ban package)")
-    return found
+    return debian.program('fail2ban-regex', 'fail2ban')
 
 
 def post(ep, client, station, password):

@@ -319,6 +319,8 @@ def test_rebuilding_a_healthy_day_file_gives_the_same_rows_and_keeps_the_old_one
     before = contents(day_file)
     assert cli_main(['rebuild', '-c', path, DAY]) == 0
     assert contents(day_file) == before  # rows, order, event ids and blob indexes
+    log = open(os.path.join(os.path.dirname(path), 'hisparc.log-tools')).read()
+    assert f' tools.rebuild INFO rebuild {DAY} asked for by ' in log and f'{DAY} rebuilt' in log
     kept = [name for name in os.listdir(os.path.dirname(day_file)) if 'before-rebuild' in name]
     assert len(kept) == 1 and not kept[0].endswith('.h5')
     assert contents(os.path.join(os.path.dirname(day_file), kept[0])) == before

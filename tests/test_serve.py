@@ -6,6 +6,7 @@ import os
 import pathlib
 import shlex
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -13,6 +14,7 @@ import time
 import pytest
 import tables
 
+from datastore import cli
 from tests.support import uwsgi_server
 from tests.support.processes import answers, get, gone, post, wait_for
 
@@ -155,3 +157,14 @@ def test_serve_refuses_a_configuration_whose_station_list_is_missing(tmp_path):
     )
     assert result.returncode == 1
     assert f'station_list = {var}/gone.csv: cannot read it' in result.stderr
+
+
+def test_serve_on_a_busy_port_says_so_before_its_banner(tmp_path, capsys):
+    with socket.socket() as taken:
+        taken.bind(('127.0.0.1', 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert cli.main(['serve', '--var', str(tmp_path / 'var'), '--port', str(port)]) == 1
+    out, err = capsys.readouterr()
+    assert f'cannot listen on 127.0.0.1:{port}: Address already in use (choose another with --port)' in err
+    assert 'HiSPARC datastore on' not in out

@@ -223,3 +223,27 @@ def test_the_status_endpoint_does_not_import_pytables():
     code = 'import sys, wsgi.status_app; print("tables" in sys.modules, "numpy" in sys.modules)'
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ['False', 'False']
+
+
+def test_config_problems_are_those_of_the_file_on_disk(make_config):
+    path = make_config()
+    config = config_mod.load(path)
+    assert status.gather(config)['config_problems'] == []
+    with open(path, 'a') as f:
+        f.write('batch_files=none\n')
+    assert status.gather(config)['config_problems'] == [
+        f"{path}: [Writer] batch_files = 'none' is not a valid int"
+    ]
+
+
+def test_the_status_endpoint_serves_the_last_good_config_and_what_is_wrong_with_the_new_one(make_config):
+    path = make_config()
+    app = app_for(path)
+    first = app.get('/hisparc/status').json
+    assert first['config_problems'] == []
+    config_mod.following(path).watch.check_every = 0
+    with open(path, 'a') as f:
+        f.write('batch_files=none\n')
+    figures = app.get('/hisparc/status').json
+    assert figures['data_dir'] == first['data_dir']
+    assert figures['config_problems'] == [f"{path}: [Writer] batch_files = 'none' is not a valid int"]

@@ -269,8 +269,35 @@ def test_a_second_writer_on_the_same_data_dir_refuses_to_run(make_config):
     try:
         assert wait_for(lambda: os.path.exists(os.path.join(data_dir, 'writer.status')))
         second = run_once(config)
-        assert second.returncode == 1
+        assert second.returncode == 3  # its own status: a service manager must not restart it
         assert 'another writer is running' in second.stderr
     finally:
         first.send_signal(signal.SIGTERM)
         assert first.wait(timeout=10) == 0
+
+
+@pytest.mark.slow
+def test_the_writer_ignores_a_broken_config_and_follows_a_good_one_to_a_new_data_dir(make_config, tmp_path):
+    config = make_config()
+    data_dir, elsewhere = data_dir_of(config), str(tmp_path / 'elsewhere')
+    log = tmp_path / 'hisparc.log-writer'
+    good = open(config).read()
+    writer = start_writer(config)
+    try:
+        assert wait_for(lambda: os.path.exists(os.path.join(data_dir, 'writer.status')))
+        with open(config, 'a') as f:
+            f.write('batch_files=none\n')
+        queue(data_dir, factory.batch(WHEN, random.Random(8)))
+        assert wait_for(lambda: ' ERROR ' in log.read_text() and not folder_files(data_dir, 'incoming'))
+        assert "batch_files = 'none' is not a valid int" in log.read_text()
+        with open(config, 'w') as f:
+            f.write(good.replace(data_dir, elsewhere))
+        queue(elsewhere, factory.batch(WHEN, random.Random(9)))
+        assert wait_for(lambda: os.path.exists(os.path.join(elsewhere, 'writer.status')))
+        assert wait_for(lambda: not folder_files(elsewhere, 'incoming'))
+        assert writer.poll() is None
+        assert f'this writer starts again on {elsewhere}' in log.read_text()
+    finally:
+        writer.send_signal(signal.SIGTERM)
+        assert writer.wait(timeout=10) == 0
+    assert log.read_text().count(' ERROR ') == 1

@@ -17,6 +17,7 @@ import time
 import pytest
 import webtest
 
+from datastore import config as config_mod
 from datastore import datadir, events, factory, py2pickle, received, safepickle
 from tests.support.endpoint import PASSWORD
 from tests.support.pickles import WHEN, batch, deeply_nested, hostile_pickles, shared_reference_bomb
@@ -467,15 +468,32 @@ def test_a_malformed_station_line_is_logged_and_skipped(endpoint):
 
 
 def test_a_changed_station_list_is_read_again(ep, tmp_path):
-    wsgi_app.do_init(ep.configfile).stations.check_every = 0  # no waiting in this test
+    wsgi_app.do_init(ep.configfile).stations.watch.check_every = 0  # no waiting in this test
     assert ep.upload(batch(), station=503, password='new') == '206'
     (tmp_path / 'station_list.csv').write_text('501,Amsterdam,s3cret\n503,Enschede,new\n')
     assert ep.upload(batch(), station=503, password='new') == '100'
     assert ep.spooled()[0]['cluster'] == 'Enschede'
 
 
+def test_a_broken_config_saved_changes_nothing_and_a_good_one_is_taken_up(ep, tmp_path):
+    assert ep.upload(batch()) == '100'
+    config_mod.following(ep.configfile).watch.check_every = 0  # no waiting in this test
+    path = pathlib.Path(ep.configfile)
+    good = path.read_text()
+    path.write_text(good.replace('[Writer]', 'max_upload_bytes=lots\n[Writer]'))
+    for seed in range(3):
+        assert ep.upload(batch(seed + 1)) == '100'
+    errors = [line for line in ep.log().splitlines() if ' ERROR ' in line]
+    assert len(errors) == 1 and "max_upload_bytes = 'lots' is not a valid int" in errors[0]
+    (tmp_path / 'other.csv').write_text('503,Enschede,new\n')
+    path.write_text(good.replace(str(tmp_path / 'station_list.csv'), str(tmp_path / 'other.csv')))
+    assert ep.upload(batch(9), station=503, password='new') == '100'
+    assert ep.upload(batch(10)) == '206'  # 501 is not in the new list
+    assert 'changed: taken up' in ep.log()
+
+
 def test_an_unreadable_station_list_answers_404_and_says_so(ep, tmp_path):
-    wsgi_app.do_init(ep.configfile).stations.check_every = 0
+    wsgi_app.do_init(ep.configfile).stations.watch.check_every = 0
     listing = tmp_path / 'station_list.csv'
     listing.rename(tmp_path / 'away.csv')
     assert ep.upload(batch()) == '404'

@@ -35,7 +35,7 @@ import tables
 
 from datastore import config as config_mod
 from datastore import durable, ledger
-from datastore.cli.common import Command, Failure, date, load_config
+from datastore.cli.common import Command, Failure, date, load_config, operator, operator_log
 from datastore.datadir import DataDir
 from datastore.eventtypes import EVENT_TYPES
 
@@ -391,14 +391,23 @@ def rebuild(
 
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    config_mod.setup_logging(config, '-writer')
     day = ledger.day_key(args.day.year, args.day.month, args.day.day)
+    flags = [
+        flag
+        for flag, on in (('--accept-loss', args.accept_loss), ('--trust-archive', args.trust_archive))
+        if on
+    ]
+    action = operator_log(config, 'rebuild')
+    action.info('rebuild %s asked for by %s', ' '.join([day, *flags]), operator())
     try:
         kept = rebuild(config, day, args.accept_loss, args.trust_archive)
     except Refused as exc:
+        action.warning('%s not rebuilt: %s', day, exc)
         raise Failure(f'{day} not rebuilt, the day file is as it was: {exc}') from None
     except faults.StorageFault as exc:
+        action.warning('%s not rebuilt: %s', day, exc)
         raise Failure(f'{day} not rebuilt: {exc}') from None
+    action.info('%s rebuilt; the old file is kept as %s', day, kept)
     print(f'{day} rebuilt' + (f'; the old file is kept as {kept} (remove it when satisfied)' if kept else ''))
     return 0
 

@@ -4,7 +4,10 @@
 (``writer.lock``), a pass interrupted by a crash finished or undone first
 (``journal``), then passes (``storepass``) until stopped, sleeping while the
 queue is empty, pausing while ``data_dir/writer.pause`` exists, stopping
-cleanly on SIGTERM/SIGINT. It reports its state in ``writer.status``.
+cleanly on SIGTERM/SIGINT. It reports its state in ``writer.status``
+(``paused`` only once every day file is closed) and follows config.ini
+(``config.Current``): a good new version is taken up between passes, a
+broken one is logged and ignored.
 
 It never exits over a fault it can wait out. A fault of the storage (disk
 full, an I/O error, a locked day file) is waited out (state ``waiting``, with
@@ -44,6 +47,11 @@ HOUSEKEEPING_INTERVAL = 600.0  # seconds between archive sweeps and light audits
 DAY = 86400.0
 
 
+# Exit statuses besides 0 (stopped) and 1 (--once left something undone)
+EXIT_CONFIG = 2  # no usable configuration at start
+EXIT_ALREADY_RUNNING = 3  # another writer holds writer.lock: restarting would not help
+
+
 class AlreadyRunning(Exception):
     """Another writer holds ``data_dir/writer.lock``."""
 
@@ -51,8 +59,10 @@ class AlreadyRunning(Exception):
 class Writer:
     """The writer's loop; ``run`` until stopped (or, ``once``, drained)."""
 
-    def __init__(self, config: config_mod.Config) -> None:
+    def __init__(self, config: config_mod.Config, current: config_mod.Current | None = None) -> None:
         self.config = config
+        self.current = current  # the config file followed; None: this configuration only
+        self.moved: config_mod.Config | None = None  # a new configuration with another data_dir
         self.data_dir = DataDir(config.data_dir, config.archive_dir or None)
         self.ledger = ledger.Ledger(self.data_dir)
         self.passes = Passes(config, self.data_dir, self.ledger)
@@ -87,11 +97,13 @@ class Writer:
         if once:
             self.progress = Progress.for_backlog(self.data_dir)
         while not self.stop.is_set():
+            if not self.follow_config():
+                break
             if self.data_dir.paused():
                 if once:
                     log.info('paused (%s exists); --once stops here', WRITER_PAUSE)
                     break
-                self.idle('paused', PAUSE_POLL)
+                self.hold_while_paused()
                 continue
             outcome = self.safe_pass()
             if outcome == 'stored':
@@ -103,6 +115,29 @@ class Writer:
                 self.idle('idle', self.config.sleep)
         if self.progress:
             self.progress.finish()
+
+    def follow_config(self) -> bool:
+        """Take up a changed configuration; False if it moves data_dir (the loop starts again there)."""
+        config = self.current.get() if self.current else self.config
+        if config is self.config:
+            return True
+        config_mod.setup_logging(config, config_mod.WRITER_LOG)
+        if (config.data_dir, config.archive_dir) != (self.config.data_dir, self.config.archive_dir):
+            log.info('data_dir or archive_dir changed: this writer starts again on %s', config.data_dir)
+            self.moved = config
+            return False
+        self.config = self.passes.config = config
+        return True
+
+    def hold_while_paused(self) -> None:
+        """Store nothing while writer.pause exists; say ``paused`` (every day file is closed here)."""
+        if not self.data_dir.paused():
+            return
+        log.info('paused: %s exists; storing nothing until it is removed', self.data_dir.path(WRITER_PAUSE))
+        while not self.stop.is_set() and self.data_dir.paused():
+            self.idle('paused', PAUSE_POLL)
+        if not self.stop.is_set():
+            log.info('resumed: %s is gone', self.data_dir.path(WRITER_PAUSE))
 
     def request_stop(self, _signum: int | None = None, _frame: FrameType | None = None) -> None:
         self.stop.set()
@@ -130,6 +165,7 @@ class Writer:
             if self.once:
                 return False
             self.idle('waiting', STORAGE_RETRY, reason)
+            self.hold_while_paused()
         return False
 
     def load_suspects(self) -> None:
@@ -275,22 +311,29 @@ class Writer:
 def writer(configfile: str, once: bool = False) -> None:
     """Run the writer with ``configfile`` until SIGTERM/SIGINT (or, ``once``, until drained)."""
     try:
-        config = config_mod.load(configfile)
+        current = config_mod.following(configfile)
     except config_mod.ConfigError as exc:
         print(f'hisparc-writer: {exc}', file=sys.stderr)
-        raise SystemExit(2) from None
-    config_mod.setup_logging(config, '-writer')
-    app = Writer(config)
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, app.request_stop)
-        signal.signal(signal.SIGINT, app.request_stop)
-    log.info('writer started (pid %d, data_dir %s)', os.getpid(), config.data_dir)
-    try:
-        app.run(once=once)
-    except AlreadyRunning as exc:
-        log.error('%s; this one exits', exc)
-        print(f'hisparc-writer: {exc}', file=sys.stderr)
-        raise SystemExit(1) from None
+        raise SystemExit(EXIT_CONFIG) from None
+    config: config_mod.Config | None = current.config
+    config_mod.setup_logging(current.config, config_mod.WRITER_LOG)
+    stop = threading.Event()  # shared by the writers of successive data_dirs
+    while config is not None:
+        app = Writer(config, current)
+        app.stop = stop
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, app.request_stop)
+            signal.signal(signal.SIGINT, app.request_stop)
+        log.info('writer started (pid %d, data_dir %s)', os.getpid(), config.data_dir)
+        try:
+            app.run(once=once)
+        except AlreadyRunning as exc:
+            log.error('%s; this one exits', exc)
+            print(f'hisparc-writer: {exc}', file=sys.stderr)
+            raise SystemExit(EXIT_ALREADY_RUNNING) from None
+        config = app.moved
+        if config is not None:
+            app.ledger.close()
     log.info('writer stopped')
     if once:
         left = app.leftovers()
@@ -299,4 +342,4 @@ def writer(configfile: str, once: bool = False) -> None:
             raise SystemExit(1)
 
 
-__all__ = ['MIN_RETRY', 'AlreadyRunning', 'Writer', 'writer']
+__all__ = ['EXIT_ALREADY_RUNNING', 'EXIT_CONFIG', 'MIN_RETRY', 'AlreadyRunning', 'Writer', 'writer']

@@ -5,11 +5,9 @@ is what ``hisparc-datastore serve`` mounts, so that it runs from an installed
 package.
 """
 
-import functools
-
 from datastore import config
 
 from . import status_app, wsgi_app
 
-upload = functools.partial(wsgi_app.application, configfile=config.default_path())
-status = functools.partial(status_app.application, configfile=config.default_path())
+upload = wsgi_app.app(config.default_path())
+status = status_app.app(config.default_path())

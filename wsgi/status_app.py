@@ -9,14 +9,15 @@
 
 Any other path reaches the upload endpoint, which ignores paths: a bare GET
 is answered ``400`` there, as the stations' diagnostic tool expects.
-Deployments run it under uWSGI as
-``functools.partial(status_app.application, configfile=...)``. It reads the
-configuration on every request (they are rare), so it never answers for a
-stale one. No PyTables here.
+Deployments run it under uWSGI as ``status_app.app(configfile)``. It
+answers for the configuration the upload endpoint uses (the last good version
+of the file), with what is wrong with the file on disk (``config_problems``,
+a reason the datastore is not well). No PyTables here.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import urllib.parse
@@ -98,7 +99,7 @@ def application(
     if route is None:
         return wsgi_app.application(environ, start_response, configfile)
     try:
-        config = config_mod.load(configfile)
+        config = config_mod.following(configfile).get()
     except config_mod.ConfigError as exc:
         log.error('monitoring without a configuration: %s', exc)
         reasons = [f'configuration: {exc}']
@@ -111,3 +112,9 @@ def application(
         [('Content-Type', content_type), ('Content-Length', str(len(body))), ('Cache-Control', 'no-store')],
     )
     return [body]
+
+
+def app(configfile: str) -> Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]:
+    """The monitoring app as uWSGI loads it: ConfigError unless ``configfile`` is usable now."""
+    config_mod.following(configfile)
+    return functools.partial(application, configfile=configfile)

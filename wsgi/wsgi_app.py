@@ -1,7 +1,6 @@
 """The upload endpoint: every HiSPARC station posts its events here.
 
-Deployments run it under uWSGI as
-``functools.partial(wsgi_app.application, configfile=...)``.
+Deployments run it under uWSGI as ``wsgi_app.app(configfile)``.
 
     body -> fields -> station -> password -> checksum -> resend? -> unpickle
          -> screen -> spool (incoming/ | suspicious/) -> record -> 100
@@ -16,6 +15,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
+import functools
 import hmac
 import logging
 import sqlite3
@@ -64,22 +64,37 @@ _endpoints: dict[str, Endpoint] = {}
 
 
 def do_init(configfile: str) -> Endpoint:
-    """The endpoint for ``configfile``: loaded on first use in each process, then cached."""
+    """The endpoint for ``configfile`` in this process, made again when the configuration changes.
+
+    The configuration is the last good version of the file
+    (``config.following``): saving a broken file changes nothing here.
+    """
+    config = config_mod.following(configfile).get()
     endpoint = _endpoints.get(configfile)
-    if endpoint is None:
-        config = config_mod.load(configfile)
-        config_mod.setup_logging(config, '-wsgi')
-        memory.keep_freed_memory()
+    if endpoint is None or endpoint.config is not config:
+        config_mod.setup_logging(config, config_mod.ENDPOINT_LOG)
+        if endpoint is None:
+            memory.keep_freed_memory()
         data_dir = DataDir(config.data_dir)
-        endpoint = Endpoint(
+        endpoint = _endpoints[configfile] = Endpoint(
             config,
             data_dir,
             StationList(config.station_list),
             received.connect(config),
+            endpoint.repeats if endpoint else clients.Repeats(),
         )
-        _endpoints[configfile] = endpoint
         log.info('upload endpoint ready (config %s)', configfile)
     return endpoint
+
+
+def app(configfile: str) -> Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]:
+    """The endpoint as uWSGI loads it: ConfigError unless ``configfile`` is usable now.
+
+    uWSGI loads it in its master before it starts any worker, so with
+    ``need-app`` a cold start on a broken file stops with the reason.
+    """
+    config_mod.following(configfile)
+    return functools.partial(application, configfile=configfile)
 
 
 def is_data_suspicious(event_list: list[Any], minimum_year: int = MINIMUM_YEAR) -> bool:

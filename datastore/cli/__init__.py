@@ -4,6 +4,7 @@
     status         the health verdict, queue, held files, the writer, every station (exit 1: unwell)
     pause/resume   ask the writer to stop storing for a while (data_dir/writer.pause)
     requeue        move reviewed files from suspicious/ back to incoming/
+    inspect        what a spool file holds and why it was held or failed
     check-config   explain every problem of config.ini and the station list
     simulate       post realistic station uploads and report the return codes and rates
 
@@ -22,10 +23,10 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 
-from . import check_config, pause, requeue, serve, simulate, status
+from . import check_config, inspect, pause, requeue, serve, simulate, status
 from .common import Command, Failure, add_config_argument
 
-MODULES = (serve, status, pause, requeue, check_config, simulate)
+MODULES = (serve, status, pause, requeue, inspect, check_config, simulate)
 ENTRY_POINTS = 'hisparc_datastore.commands'
 
 

@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
+import logging
+import os
+import pwd
+import sys
 import urllib.parse
 from collections.abc import Callable
 
@@ -40,6 +44,30 @@ def load_config(path: str) -> config_mod.Config:
         return config_mod.load(path)
     except config_mod.ConfigError as exc:
         raise Failure(str(exc)) from None
+
+
+def operator_log(config: config_mod.Config, name: str) -> logging.Logger:
+    """The logger of an operator's action, writing to ``[General] log`` + ``-tools``.
+
+    The tools never write the services' own logs (a file they made as root
+    would lock the service out). A log that cannot be opened is said on
+    stderr and the action goes on.
+    """
+    try:
+        config_mod.setup_logging(config, config_mod.TOOLS_LOG)
+    except OSError as exc:
+        print(f'warning: this action is not logged: {exc}', file=sys.stderr)
+    return logging.getLogger(f'tools.{name}')
+
+
+def operator() -> str:
+    """Who runs the command, for the log: the login behind sudo too."""
+    try:
+        user = pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:  # a uid without a name (a container)
+        user = f'uid {os.getuid()}'
+    behind = os.environ.get('SUDO_USER')
+    return f'{user} (sudo by {behind})' if behind and behind != user else user
 
 
 # -- argument types ------------------------------------------------------------

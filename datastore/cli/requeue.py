@@ -9,7 +9,7 @@ import os
 
 from datastore import datadir, spoolfile
 
-from .common import Command, Failure, date, load_config
+from .common import Command, Failure, date, load_config, operator, operator_log
 
 
 def day_start(day: datetime.date) -> int:
@@ -23,6 +23,7 @@ def run(args: argparse.Namespace) -> int:
     since = day_start(args.since) if args.since else float('-inf')
     until = day_start(args.until) + 86400 if args.until else float('inf')
     data_dir = datadir.DataDir(config.data_dir)
+    log = None if args.dry_run else operator_log(config, 'requeue')
     incoming = data_dir.folder(datadir.INCOMING)
     moved = kept = 0
     for path in data_dir.queued(datadir.SUSPICIOUS):
@@ -56,8 +57,15 @@ def run(args: argparse.Namespace) -> int:
             f'{"would move" if args.dry_run else "move"} {name}: '
             f'station {record["station_id"]}, {len(record["event_list"])} event(s){note}'
         )
-        if not args.dry_run:
+        if log:
             data_dir.requeue(path)
+            log.info(
+                'requeued %s (station %s, %d event(s)) by %s',
+                name,
+                record['station_id'],
+                len(record['event_list']),
+                operator(),
+            )
         moved += 1
     print(f'{moved} file(s) {"would be " if args.dry_run else ""}moved to incoming/, {kept} kept')
     return 0

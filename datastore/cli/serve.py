@@ -12,6 +12,7 @@ import os
 import pathlib
 import shlex
 import shutil
+import socket
 import sys
 
 from datastore import config as config_mod
@@ -60,6 +61,7 @@ def ini(config: config_mod.Config, var: str, port: int, processes: int) -> str:
         {
             'home_dir': var,
             'venv': sys.prefix,
+            'python': sys.executable,
             'config_file': config.path,
             'run_dir': run_dir,
             'http_socket': f'127.0.0.1:{port}',
@@ -71,6 +73,17 @@ def ini(config: config_mod.Config, var: str, port: int, processes: int) -> str:
         },
         header=INI_HEADER,
     )
+
+
+def busy(port: int) -> str | None:
+    """Why uWSGI could not listen on 127.0.0.1:``port``, or None (asked before the banner, not after)."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uWSGI binds
+        try:
+            probe.bind(('127.0.0.1', port))
+        except OSError as exc:
+            return f'cannot listen on 127.0.0.1:{port}: {exc.strerror} (choose another with --port)'
+    return None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -85,6 +98,9 @@ def run(args: argparse.Namespace) -> int:
     )
     if uwsgi is None:
         raise Failure("uWSGI is not installed: pip install '.[serve]'")
+    port_problem = busy(args.port)
+    if port_problem:
+        raise Failure(port_problem)
     var = os.path.dirname(configfile)
     ini_path = os.path.join(var, 'uwsgi.ini')
     pathlib.Path(ini_path).write_text(ini(config, var, args.port, args.processes), encoding='utf-8')

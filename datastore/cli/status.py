@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 
+from datastore import config as config_mod
 from datastore import datadir, health, status
 from datastore.readable import ago, when
 
@@ -15,7 +16,8 @@ from .common import Command, load_config
 
 
 def run(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
+    # A broken file still shows the figures of the data_dir it names, and what is wrong
+    config = config_mod.salvage(args.config) or load_config(args.config)
     figures = status.gather(config)
     reasons = health.health(config, figures, create=False)  # run as another user, perhaps
     if args.json:
@@ -28,6 +30,10 @@ def run(args: argparse.Namespace) -> int:
     now, folders, writer = figures['time'], figures['folders'], figures['writer']
     queue = figures['queue']
     print(f'data_dir   {figures["data_dir"]}')
+    for problem in figures['config_problems']:
+        print(f'config     PROBLEM {problem}')
+    if figures['config_problems']:
+        print('           the running processes keep their last good configuration until it is mended')
     print(
         f'queue      {queue["files"]} file(s) in incoming/'
         + (f', oldest waiting {ago(queue["oldest_age"])}' if queue['files'] else '')

@@ -4,9 +4,10 @@
         assert server.post(uwsgi_server.upload_body(501, 's3cret', pickled)) == '100'
 
 The server runs ``datastore.uwsgi_ini`` (what ``examples/uwsgi.ini`` is) on a
-free 127.0.0.1 port, with the example application.wsgi (or another app) as
-the upload app, without the attached writer, and is always killed, with its
-workers, on leaving.
+free 127.0.0.1 port and on a unix socket (``server.socket``, for nginx), with
+the example application.wsgi (or another app) as the upload app, without the
+attached writer unless asked, and is always killed, with its workers, on
+leaving.
 """
 
 import contextlib
@@ -38,9 +39,11 @@ def free_port():
 
 
 class Server:
-    def __init__(self, port, process, log_path):
+    def __init__(self, port, process, log_path, run_dir):
         self.port, self.process, self.log_path = port, process, log_path
         self.url = f'http://127.0.0.1:{port}/hisparc/upload'
+        self.run_dir = pathlib.Path(run_dir)  # the socket, pidfile, master FIFO and stats
+        self.socket = self.run_dir / 'uwsgi.sock'
 
     def request(self, method='POST', body=b'', path='/hisparc/upload', timeout=30):
         """(HTTP status, content type, body text) of one request."""
@@ -70,6 +73,7 @@ def ini(configfile, port, run_dir, processes=2, application=APPLICATION, attach_
         {
             'home_dir': str(ROOT),
             'venv': sys.prefix,
+            'python': sys.executable,
             'config_file': str(configfile),
             'run_dir': str(run_dir),
             'http_socket': f'127.0.0.1:{port}',
@@ -82,18 +86,27 @@ def ini(configfile, port, run_dir, processes=2, application=APPLICATION, attach_
 
 
 @contextlib.contextmanager
-def running(configfile, *options, processes=2, application=APPLICATION, log_path=None, startup_timeout=30.0):
+def running(
+    configfile,
+    *options,
+    processes=2,
+    application=APPLICATION,
+    log_path=None,
+    startup_timeout=30.0,
+    attach_writer=False,
+    env=None,
+):
     """A uWSGI serving ``application`` with ``configfile``, on a free loopback port.
 
-    ``options`` are added to uWSGI's command line, after the ini.
+    ``options`` are added to uWSGI's command line, after the ini; ``env`` to its environment.
     """
     port = free_port()
     log_path = log_path or f'{configfile}.uwsgi.log'
     with tempfile.TemporaryDirectory(prefix='uwsgi-') as run_dir:
         ini_path = pathlib.Path(run_dir, 'uwsgi.ini')
-        ini_path.write_text(ini(configfile, port, run_dir, processes, application))
+        ini_path.write_text(ini(configfile, port, run_dir, processes, application, attach_writer))
         command = [str(UWSGI), '--ini', str(ini_path), *options]
-        environment = {**os.environ, config_mod.ENVIRONMENT: str(configfile)}
+        environment = {**os.environ, config_mod.ENVIRONMENT: str(configfile), **(env or {})}
         with open(log_path, 'ab') as log:
             process = subprocess.Popen(
                 command,
@@ -104,7 +117,7 @@ def running(configfile, *options, processes=2, application=APPLICATION, log_path
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        server = Server(port, process, log_path)
+        server = Server(port, process, log_path, run_dir)
         try:
             _wait_until_answering(server, startup_timeout)
             yield server
