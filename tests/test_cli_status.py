@@ -144,9 +144,10 @@ def test_status_of_a_broken_config_shows_the_figures_and_what_is_wrong(make_conf
     with open(path, 'a') as f:
         f.write('batch_files=none\n')
     code, out, _ = run(capsys, 'status', '-c', path)
-    assert code == 0
+    assert code == 1  # unwell until the file is mended (and no writer runs)
     problem = f"{path}: [Writer] batch_files = 'none' is not a valid int"
     assert f'config     PROBLEM {problem}' in out
+    assert f'- config.ini on disk not taken up: {problem}' in out
     assert 'keep their last good configuration' in out and 'queue      0 file(s)' in out
     code, out, _ = run(capsys, 'status', '--json', '-c', path)
     assert json.loads(out)['config_problems'] == [problem]

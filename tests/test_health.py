@@ -5,7 +5,6 @@ queue left behind, a long pause, a disk remounted read-only or full) in an
 otherwise well datastore, and the three verdicts are read.
 """
 
-import functools
 import json
 import os
 import time
@@ -42,7 +41,7 @@ class Site:
         self.config = config_mod.load(str(self.configfile))
         datadir.DataDir(self.data_dir).ensure()
         self.writer_reports()
-        self.app = webtest.TestApp(functools.partial(status_app.application, configfile=str(self.configfile)))
+        self.app = webtest.TestApp(status_app.app(str(self.configfile)))  # loads the configuration
 
     def writer_reports(self, **fields):
         report = {'pid': os.getpid(), 'state': 'idle', 'updated': time.time(), 'stations': {}, **fields}
@@ -115,9 +114,14 @@ def audit_found_a_loss(site):
     book.close()
 
 
+def config_saved_broken(site):
+    site.configfile.write_text(site.configfile.read_text() + 'batch_files = none\n')  # in [Writer]
+
+
 @pytest.mark.parametrize(
     'fault, reason',
     [
+        (config_saved_broken, 'config.ini on disk not taken up: '),
         (writer_died, 'the writer is not running'),
         (writer_stopped_reporting, 'the writer is not running'),
         (writer_waits, 'the writer waits: no space left on the day files disk'),
