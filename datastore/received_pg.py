@@ -11,8 +11,9 @@ PostgreSQL's commit is durable (``synchronous_commit`` on, its default), so a
 batch is on the server's disk before the ``100`` leaves.
 
 Any failure to reach or use the server raises ``received.Unavailable``: the
-endpoint answers ``404`` and logs why; the connection is opened anew on the
-next upload. psycopg (3, its binary wheel: ``pip install '.[postgresql]'``) is
+endpoint answers ``404`` and logs why. A connection the server dropped (a
+restart) is opened anew at once; one that cannot be opened, on the next
+upload. psycopg (3, its binary wheel: ``pip install '.[postgresql]'``) is
 imported only here.
 """
 
@@ -23,8 +24,8 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 from .received import PRUNE_EVERY, Batch, Unavailable, batch
 
@@ -34,6 +35,8 @@ CONNECT_TIMEOUT = 5  # seconds
 # A hung server must not hold an upload for ever: statements (and waiting for
 # another upload of the same station) give up after this long.
 OPTIONS = '-c statement_timeout=30s -c lock_timeout=30s'
+
+T = TypeVar('T')
 
 _SCHEMA = (
     (
@@ -52,44 +55,54 @@ class PostgresRecord:
         self.keep = max(keep_seconds, window_seconds)
         self._local, self._pruned = threading.local(), 0.0
 
-    @contextlib.contextmanager
-    def _db(self) -> Iterator[Any]:
-        """The connection of this process and thread; any failure drops it and raises Unavailable."""
+    def _call(self, work: Callable[[Any], T]) -> T:
+        """``work(connection)`` on this process's (and thread's) connection.
+
+        A connection the server dropped meanwhile (a restart) is opened anew
+        and the work done once more; any other failure drops the connection
+        and raises Unavailable.
+        """
         import psycopg  # noqa: PLC0415
 
         local = self._local
-        try:
-            if getattr(local, 'pid', None) != os.getpid() or local.db.closed:
-                local.db = psycopg.connect(
-                    self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT, options=OPTIONS
-                )
-                local.pid = os.getpid()
-                _create(local.db)
-            yield local.db
-        except psycopg.Error as exc:
-            with contextlib.suppress(Exception):
-                local.db.close()
-            local.pid = None
-            raise Unavailable(f'PostgreSQL: {str(exc).strip() or type(exc).__name__}') from exc
+        for attempt in (1, 2):
+            fresh = getattr(local, 'pid', None) != os.getpid() or local.db.closed
+            try:
+                if fresh:
+                    local.db = psycopg.connect(
+                        self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT, options=OPTIONS
+                    )
+                    local.pid = os.getpid()
+                    _create(local.db)
+                return work(local.db)
+            except psycopg.Error as exc:
+                with contextlib.suppress(Exception):
+                    local.db.close()
+                local.pid = None
+                if fresh or attempt == 2 or not isinstance(exc, psycopg.OperationalError):
+                    raise Unavailable(
+                        f'PostgreSQL: {" ".join(str(exc).split()) or type(exc).__name__}'
+                    ) from exc
+        raise AssertionError('unreachable')
 
     @contextlib.contextmanager
     def station_lock(self, station: int) -> Iterator[None]:
-        with self._db() as db:
-            db.execute('SELECT pg_advisory_lock(%s, %s)', (LOCK_CLASS, station))
+        self._call(lambda db: db.execute('SELECT pg_advisory_lock(%s, %s)', (LOCK_CLASS, station)))
         try:
             yield
         finally:
             # A connection lost meanwhile took its lock with it
-            with contextlib.suppress(Unavailable), self._db() as db:
-                db.execute('SELECT pg_advisory_unlock(%s, %s)', (LOCK_CLASS, station))
+            with contextlib.suppress(Unavailable):
+                self._call(lambda db: db.execute('SELECT pg_advisory_unlock(%s, %s)', (LOCK_CLASS, station)))
 
     def seen(self, station: int, checksum: str, now: float | None = None) -> bool:
-        now = time.time() if now is None else now
-        with self._db() as db:
-            row = db.execute(
+        since = (time.time() if now is None else now) - self.window
+        row = self._call(
+            lambda db: db.execute(
                 'SELECT 1 FROM batches WHERE station = %s AND checksum = %s AND received >= %s LIMIT 1',
-                (station, checksum, now - self.window),
+                (station, checksum, since),
             ).fetchone()
+        )
         return row is not None
 
     def record(
@@ -101,42 +114,45 @@ class PostgresRecord:
         now: float | None = None,
     ) -> None:
         now = time.time() if now is None else now
-        with self._db() as db:
-            db.execute(
+        self._call(
+            lambda db: db.execute(
                 'INSERT INTO batches (station, checksum, received, events, files) '
                 'VALUES (%s, %s, %s, %s, %s)',
                 (station, checksum, now, events, json.dumps(files)),
             )
+        )
         if now - self._pruned >= PRUNE_EVERY:
             self.prune(now)
 
     def prune(self, now: float | None = None) -> None:
         now = time.time() if now is None else now
-        with self._db() as db:
-            db.execute('DELETE FROM batches WHERE received < %s', (now - self.keep,))
+        self._call(lambda db: db.execute('DELETE FROM batches WHERE received < %s', (now - self.keep,)))
         self._pruned = now
 
     def last_uploads(self) -> dict[int, float]:
         try:
-            with self._db() as db:
-                rows = db.execute('SELECT station, MAX(received) FROM batches GROUP BY station').fetchall()
+            rows = self._call(
+                lambda db: db.execute(
+                    'SELECT station, MAX(received) FROM batches GROUP BY station'
+                ).fetchall()
+            )
         except Unavailable:
             return {}
         return {int(station): received for station, received in rows}
 
     def batches_since(self, since: float) -> list[Batch]:
-        with self._db() as db:
-            rows = db.execute(
+        rows = self._call(
+            lambda db: db.execute(
                 'SELECT station, checksum, received, events, files FROM batches '
                 'WHERE received >= %s ORDER BY received, id',
                 (since,),
             ).fetchall()
+        )
         return [found for found in (batch(*row) for row in rows) if found is not None]
 
     def check(self) -> None:
         """Raise Unavailable unless the server answers."""
-        with self._db() as db:
-            db.execute('SELECT 1')
+        self._call(lambda db: db.execute('SELECT 1'))
 
 
 def _create(db: Any) -> None:

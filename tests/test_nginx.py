@@ -11,81 +11,27 @@ import contextlib
 import datetime
 import http.client
 import json
-import os
 import random
 import socket
-import subprocess
 import threading
 import time
 
 import pytest
 
 from datastore import factory, py2pickle
-from tests.support import debian, processes, uwsgi_server
+from tests.support import nginx_site, processes, uwsgi_server
+from tests.support.nginx_site import LIMIT
 
 pytestmark = pytest.mark.slow
-
-SITE = uwsgi_server.EXAMPLES / 'nginx' / 'hisparc-datastore.conf'
-UWSGI_PARAMS = '/etc/nginx/uwsgi_params'  # of Debian's nginx package
-LIMIT = 16 * 1024 * 1024  # the site's client_max_body_size, [General] max_upload_bytes
 
 
 @pytest.fixture(scope='module')
 def nginx():
-    found = debian.program('nginx', 'nginx')
-    if not os.path.exists(UWSGI_PARAMS):
-        pytest.skip(f'{UWSGI_PARAMS} is missing')
-    return found
+    return nginx_site.binary()
 
 
-@contextlib.contextmanager
 def in_front(nginx, server, folder):
-    """nginx with the example site on a free loopback port, passing to ``server``'s unix socket."""
-    port = uwsgi_server.free_port()
-    site = SITE.read_text()
-    for example, here in (
-        ('server unix:/run/hisparc/uwsgi.sock;', f'server unix:{server.socket};'),
-        ('listen 80;', f'listen 127.0.0.1:{port};'),
-        ('listen [::]:80;', ''),
-        ('include uwsgi_params;', f'include {UWSGI_PARAMS};'),
-    ):
-        assert example in site
-        site = site.replace(example, here)
-    folder.mkdir()
-    temp_paths = ''.join(
-        f'{kind}_temp_path {folder}/{kind};' for kind in ('client_body', 'uwsgi', 'proxy', 'fastcgi', 'scgi')
-    )
-    (folder / 'nginx.conf').write_text(
-        # root's tests keep their files in folders of root's alone: nginx's workers run as root too
-        ('user root root;\n' if os.geteuid() == 0 else '')
-        + f'pid {folder}/nginx.pid;\nerror_log {folder}/error.log;\nevents {{ worker_connections 512; }}\n'
-        + f'http {{\naccess_log {folder}/access.log;\n{temp_paths}\n{site}\n}}\n'
-    )
-    process = subprocess.Popen(
-        [
-            nginx,
-            '-p',
-            str(folder),
-            '-c',
-            str(folder / 'nginx.conf'),
-            '-e',
-            str(folder / 'error.log'),
-            '-g',
-            'daemon off;',
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        processes.wait_for(
-            lambda: process.poll() is not None or processes.answers(port, '/hisparc/status'),
-            what='nginx to answer',
-        )
-        assert process.poll() is None, (folder / 'error.log').read_text()
-        yield port
-    finally:
-        uwsgi_server.stop(process)
+    return nginx_site.running(nginx, [server.socket], folder)
 
 
 def body(seed):

@@ -7,12 +7,14 @@ live in PostgreSQL, so neither instance's local files decide.
 
 import concurrent.futures
 import os
+import signal
 import threading
+import urllib.request
 
 import pytest
 
 from datastore import cli, datadir, py2pickle
-from tests.support import postgres, uwsgi_server
+from tests.support import nginx_site, postgres, processes, uwsgi_server
 from tests.support.pickles import batch
 from tests.support.uwsgi_server import upload_body
 from tests.support.writer import run_once
@@ -88,9 +90,47 @@ def test_an_unreachable_database_answers_404_logs_why_and_recovers(site, hosts, 
     status, _, text = a.request('GET', path='/hisparc/ready')
     assert status == 503 and 'batch record unreachable: PostgreSQL' in text
     log = (tmp_path / 'hisparc.log-wsgi').read_text()
-    assert 'storage unavailable: locking the station failed' in log and 'PostgreSQL' in log
-    assert 'code 404' in log
+    assert 'storage unavailable: locking the station failed' in log
+    refused = [line for line in log.splitlines() if 'code 404' in line]
+    assert refused and 'PostgreSQL: connection failed' in refused[0]  # why, on the upload's one line
     pg.start()
-    assert a.post(body(2)) == '100'  # a new connection, once the server is back
+    # every worker's connection died with the server: each opens a new one at once
+    assert [a.post(body(seed)) for seed in (2, 3, 4, 5)] == ['100'] * 4
     assert a.request('GET', path='/hisparc/ready')[0] == 200
-    assert len(spooled(data_dir)) == 2
+    assert len(spooled(data_dir)) == 5
+
+
+def post_to(port, payload):
+    request = urllib.request.Request(f'http://127.0.0.1:{port}/hisparc/upload', data=payload, method='POST')
+    with urllib.request.urlopen(request, timeout=30) as reply:
+        return reply.read().decode()
+
+
+def worker_pids(server):
+    master = server.process.pid
+    with open(f'/proc/{master}/task/{master}/children') as f:
+        return {int(pid) for pid in f.read().split()}
+
+
+def test_nginx_spreads_uploads_over_two_hosts_and_keeps_taking_them_when_one_dies(
+    site, hosts, tmp_path, capsys
+):
+    configfile, data_dir = site
+    a, b = hosts
+    pids = {'a': worker_pids(a), 'b': worker_pids(b)}
+    with nginx_site.running(nginx_site.binary(), [a.socket, b.socket], tmp_path / 'nginx') as port:
+        assert [post_to(port, body(i)) for i in range(20)] == ['100'] * 20
+        log = (tmp_path / 'hisparc.log-wsgi').read_text().splitlines()
+        served = {
+            name: sum(1 for line in log if 'code 100' in line and int(line.split()[1]) in workers)
+            for name, workers in pids.items()
+        }
+        assert served['a'] and served['b'] and served['a'] + served['b'] == 20, served
+        # one host dies: nginx passes its uploads to the other, resends included
+        os.killpg(a.process.pid, signal.SIGKILL)
+        processes.wait_for(lambda: processes.gone(a.process.pid), what='host a to die')
+        assert [post_to(port, body(i)) for i in range(15, 30)] == ['100'] * 15
+    assert len(spooled(data_dir)) == 30
+    assert run_once(configfile).returncode == 0
+    assert cli.main(['audit', '-c', configfile, '--since', '2000-01-01']) == 0
+    assert '30 batch(es) acknowledged' in capsys.readouterr().out
