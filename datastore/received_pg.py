@@ -59,8 +59,9 @@ class PostgresRecord:
         """``work(connection)`` on this process's (and thread's) connection.
 
         A connection the server dropped meanwhile (a restart) is opened anew
-        and the work done once more; any other failure drops the connection
-        and raises Unavailable.
+        and the work done once more, unless it held a station's lock: the lock
+        went with it, so going on would let an identical upload in beside this
+        one. Any other failure drops the connection and raises Unavailable.
         """
         import psycopg  # noqa: PLC0415
 
@@ -79,7 +80,8 @@ class PostgresRecord:
                 with contextlib.suppress(Exception):
                     local.db.close()
                 local.pid = None
-                if fresh or attempt == 2 or not isinstance(exc, psycopg.OperationalError):
+                locked = getattr(local, 'locked', None) is not None
+                if fresh or locked or attempt == 2 or not isinstance(exc, psycopg.OperationalError):
                     raise Unavailable(
                         f'PostgreSQL: {" ".join(str(exc).split()) or type(exc).__name__}'
                     ) from exc
@@ -88,12 +90,17 @@ class PostgresRecord:
     @contextlib.contextmanager
     def station_lock(self, station: int) -> Iterator[None]:
         self._call(lambda db: db.execute('SELECT pg_advisory_lock(%s, %s)', (LOCK_CLASS, station)))
+        self._local.locked = station
         try:
             yield
         finally:
+            self._local.locked = None
             # A connection lost meanwhile took its lock with it
-            with contextlib.suppress(Unavailable):
-                self._call(lambda db: db.execute('SELECT pg_advisory_unlock(%s, %s)', (LOCK_CLASS, station)))
+            if getattr(self._local, 'pid', None) == os.getpid():
+                with contextlib.suppress(Unavailable):
+                    self._call(
+                        lambda db: db.execute('SELECT pg_advisory_unlock(%s, %s)', (LOCK_CLASS, station))
+                    )
 
     def seen(self, station: int, checksum: str, now: float | None = None) -> bool:
         since = (time.time() if now is None else now) - self.window

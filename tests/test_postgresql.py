@@ -13,7 +13,7 @@ import urllib.request
 
 import pytest
 
-from datastore import cli, datadir, py2pickle
+from datastore import cli, datadir, py2pickle, received, received_pg
 from tests.support import nginx_site, postgres, processes, uwsgi_server
 from tests.support.pickles import batch
 from tests.support.uwsgi_server import upload_body
@@ -134,3 +134,19 @@ def test_nginx_spreads_uploads_over_two_hosts_and_keeps_taking_them_when_one_die
     assert run_once(configfile).returncode == 0
     assert cli.main(['audit', '-c', configfile, '--since', '2000-01-01']) == 0
     assert '30 batch(es) acknowledged' in capsys.readouterr().out
+
+
+def test_a_connection_lost_while_a_station_is_locked_fails_the_upload_instead_of_reopening(pg):
+    this_host, other_host = (received_pg.PostgresRecord(pg.url, 3600) for _ in range(2))
+    checksum = 'ab' * 16
+    with this_host.station_lock(501):
+        backend = this_host._call(lambda db: db.execute('SELECT pg_backend_pid()').fetchone()[0])
+        other_host._call(lambda db: db.execute('SELECT pg_terminate_backend(%s)', (backend,)))
+        # the lock went with the connection: recording on a new one would let an identical upload in
+        with pytest.raises(received.Unavailable):
+            this_host.record(501, checksum, 1, [])
+    assert not other_host.seen(501, checksum)
+    with other_host.station_lock(501):  # nobody holds it any more
+        pass
+    this_host.record(501, checksum, 1, [])  # the next upload opens a new connection
+    assert other_host.seen(501, checksum)
