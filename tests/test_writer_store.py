@@ -362,3 +362,20 @@ def test_unreadable_status_file_starts_afresh(setup):
     drain(config)
     with open(os.path.join(data_dir, 'writer.status')) as f:
         assert list(json.load(f)['stations']) == ['501']
+
+
+def test_a_station_whose_first_events_had_no_blobs_is_stored_again_in_a_later_pass(setup):
+    # A one-event upload of singles makes the station's blobs node with no rows
+    # yet: the next pass must find that node, not try to make it a second time.
+    config, data_dir = setup
+    rng = random.Random(7)
+    queue(data_dir, [factory.event('SIN', WHEN, rng)])
+    drain(config)
+    second = datetime.timedelta(seconds=1)
+    queue(data_dir, [factory.event('SIN', WHEN + second, rng), factory.event('CIC', WHEN + 2 * second, rng)])
+    drain(config)
+    h5, station = open_station(data_dir)
+    with h5:
+        assert (station.singles.nrows, station.events.nrows) == (2, 1)
+        assert station.blobs.nrows == 4  # the CIC event's four traces
+    assert folder_files(data_dir, 'incoming') == folder_files(data_dir, 'partial') == []

@@ -115,19 +115,28 @@ class DayFile:
             layout.cluster_group(cluster),
             layout.station_group(station_id),
         ):
-            group = self._child(group, name, tables.Group) or self.h5.create_group(group, name, title)
+            child = self._child(group, name, tables.Group)
+            group = self.h5.create_group(group, name, title) if child is None else child
         return group
 
+    # A node is falsy while it has no rows (a Leaf's len() is its nrows), so
+    # "found or made" is decided by ``is None``, never by ``or``.
     def table(self, group: tables.Group, code: str) -> tables.Table:
         event_type = EVENT_TYPES[code]
-        return self._child(group, event_type.table, tables.Table, layout.dtype(code)) or self.h5.create_table(
-            group, event_type.table, layout.description(code), title=event_type.title
-        )
+        table = self._child(group, event_type.table, tables.Table, layout.dtype(code))
+        if table is None:
+            table = self.h5.create_table(
+                group, event_type.table, layout.description(code), title=event_type.title
+            )
+        return table
 
     def blobs(self, group: tables.Group) -> tables.VLArray:
-        return self._child(group, layout.BLOBS, tables.VLArray) or self.h5.create_vlarray(
-            group, layout.BLOBS, tables.VLStringAtom(), title=layout.BLOBS_TITLE
-        )
+        blobs = self._child(group, layout.BLOBS, tables.VLArray)
+        if blobs is None:
+            blobs = self.h5.create_vlarray(
+                group, layout.BLOBS, tables.VLStringAtom(), title=layout.BLOBS_TITLE
+            )
+        return blobs
 
     def close(self) -> None:
         """Flush, close and fsync: once this returns the rows are durable. Closing twice is fine.
