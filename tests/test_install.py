@@ -5,6 +5,7 @@ compiler taken off ``PATH`` and ``CC``/``CXX`` set to ``false``: anything that
 tried to build from source would fail. uWSGI comes as a binary wheel (pyuwsgi).
 """
 
+import json
 import os
 import pathlib
 import re
@@ -68,6 +69,9 @@ def test_a_fresh_copy_installs_serves_and_tests_without_a_compiler(tmp_path):
     shutil.copytree(ROOT, checkout, ignore=NOT_COPIED)
     beside_the_checkout(checkout)
     env = {**os.environ, 'PATH': path_without_compilers(tmp_path), 'CC': 'false', 'CXX': 'false'}
+    # An empty pip cache, and wheels only: a wheel built here earlier from a
+    # source package cannot stand in for one that installs without a compiler.
+    env |= {'PIP_CACHE_DIR': str(tmp_path / 'pip-cache'), 'PIP_ONLY_BINARY': ':all:'}
     env.pop('VIRTUAL_ENV', None)
     assert shutil.which('gcc', path=env['PATH']) is None
     assert shutil.which('cc', path=env['PATH']) is None
@@ -164,7 +168,7 @@ def venv_with(tmp_path, name, requirement, env):
     return venv / 'bin'
 
 
-def test_the_endpoint_alone_installs_with_the_standard_library_only(tmp_path, make_config):
+def test_the_endpoint_alone_installs_with_the_standard_library_and_prometheus_client(tmp_path, make_config):
     env = {**os.environ, 'PATH': path_without_compilers(tmp_path), 'CC': 'false'}
     env.pop('VIRTUAL_ENV', None)
     checkout = tmp_path / 'checkout'
@@ -185,6 +189,12 @@ print(reply.decode(), *(importlib.util.find_spec(name) is None for name in ('num
         [bin_ / 'python', '-c', script], capture_output=True, text=True, env=env, cwd=tmp_path, check=True
     )
     assert out.stdout.split() == ['100', 'True', 'True']
+    listed = subprocess.run(
+        [bin_ / 'pip', 'list', '--format=json'], capture_output=True, text=True, env=env, check=True
+    )
+    installed = {package['name'].lower().replace('_', '-') for package in json.loads(listed.stdout)}
+    # the metrics' one pure-Python library, and the tools a new virtualenv comes with
+    assert installed - {'pip', 'setuptools', 'wheel'} == {'hisparc-datastore', 'prometheus-client'}
 
 
 def test_serve_runs_from_an_installed_package(tmp_path):
