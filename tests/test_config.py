@@ -1,4 +1,8 @@
+import datetime
+import logging
 import os
+import re
+import time
 
 import pytest
 
@@ -162,3 +166,32 @@ def test_every_problem_of_the_file_is_listed_in_one_read(tmp_path):
     ):
         assert named in text
     assert values['data_dir'] == '/tmp/datastore' and values['log'] == '/tmp/hisparc.log'
+
+
+@pytest.fixture
+def amsterdam_time(monkeypatch):
+    """The process's local time zone two hours east of UTC, as a server's in summer."""
+    monkeypatch.setenv('TZ', 'CEST-2')
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_log_lines_carry_their_time_in_utc_with_the_zone(make_config, tmp_path, amsterdam_time):
+    config = config_mod.load(make_config(log=tmp_path / 'datastore.log'))
+    config_mod.setup_logging(config, config_mod.WRITER_LOG)
+    try:
+        before = time.time()
+        logging.getLogger('writer').info('stored')
+        after = time.time()
+    finally:
+        for handler in [h for h in logging.getLogger().handlers if h.get_name() == config_mod.LOG_HANDLER]:
+            logging.getLogger().removeHandler(handler)
+            handler.close()
+    line = (tmp_path / 'datastore.log-writer').read_text()
+    stamp, rest = line.split(' ', 1)
+    assert rest == f'{os.getpid()} writer INFO stored\n'
+    assert re.fullmatch(r'\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z', stamp), stamp
+    logged = datetime.datetime.strptime(stamp, '%Y-%m-%dT%H:%M:%S.%fZ').replace(tzinfo=datetime.UTC)
+    assert before - 0.001 <= logged.timestamp() <= after  # UTC, not the local time two hours on

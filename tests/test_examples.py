@@ -9,9 +9,11 @@ import os
 import pathlib
 import pwd
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 
 import pytest
 import webtest
@@ -186,10 +188,40 @@ def systemd_analyze():
     return debian.program('systemd-analyze', 'systemd')
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize('name', UNITS)
-def test_the_units_verify_and_are_hardened(systemd_analyze, tmp_path, name):
+def test_apt_is_asked_once_a_session_and_a_package_it_cannot_install_is_skipped_at_once(monkeypatch):
+    # (the tests above and below install their programs through this, as root)
+    asked = []
+
+    def apt(*arguments):
+        asked.append(arguments[0] if arguments[0] == 'update' else arguments[-1])
+        return f'apt-get {arguments[0]} failed: no mirror answers'
+
+    monkeypatch.setattr(debian, 'TRIED', {})
+    monkeypatch.setattr(debian, '_apt', apt)
+    monkeypatch.setattr(debian, '_may_install', lambda: True)
+    monkeypatch.setattr(debian, '_found', lambda _commands: False)
+    for _ in range(3):
+        with pytest.raises(pytest.skip.Exception, match='apt-get update failed: no mirror answers'):
+            debian.program('nginx', 'nginx')
+    assert debian.missing(('promtool',), ('prometheus',)) == 'apt-get install failed: no mirror answers'
+    assert asked == ['nginx', 'update', 'prometheus']  # the lists updated once, each package tried once
+
+
+def remote_database_drop_in(name):
+    """The drop-in examples/NAME's comments give for a resend_database on another host."""
     text = (EXAMPLES / name).read_text()
+    found = re.search(r'^#   \[Service\]\n((?:#   \w+=.*\n)+)', text, flags=re.MULTILINE)
+    assert found, f'{name} gives no drop-in for a resend_database on another host'
+    return '[Service]\n' + ''.join(line.removeprefix('#   ') + '\n' for line in found[1].splitlines())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('drop_in', [False, True], ids=['as-written', 'remote-resend-database'])
+@pytest.mark.parametrize('name', UNITS)
+def test_the_units_verify_and_are_hardened(systemd_analyze, tmp_path, name, drop_in):
+    text = (EXAMPLES / name).read_text()
+    if drop_in:  # a section given again extends it, as a drop-in does
+        text += '\n' + remote_database_drop_in(name)
     text = text.replace('/srv/hisparc-datastore/.venv/bin/', f'{pathlib.Path(sys.executable).parent}/')
     unit = tmp_path / name
     unit.write_text(re.sub(r'^(User|Group)=.*$', '', text, flags=re.MULTILINE))  # no such user here
@@ -214,6 +246,16 @@ def test_the_uwsgi_unit_makes_the_run_dir_waits_for_ready_and_checks_before_it_r
     assert unit_setting(name, 'ExecStart')[0].endswith(' --ini /srv/hisparc-datastore/examples/uwsgi.ini')
 
 
+@pytest.mark.parametrize('name', UNITS)
+def test_the_units_allow_this_host_only_and_give_a_drop_in_for_a_postgresql_elsewhere(name):
+    # The endpoint records every batch there and the writer's light audit reads them
+    assert 'yes' not in unit_setting(name, 'PrivateNetwork')
+    assert {'AF_INET', 'AF_INET6'} <= set(' '.join(unit_setting(name, 'RestrictAddressFamilies')).split())
+    assert unit_setting(name, 'IPAddressDeny') == ['any']
+    assert unit_setting(name, 'IPAddressAllow') == ['localhost']
+    assert re.fullmatch(r'\[Service\]\nIPAddressAllow=[0-9.]+\n', remote_database_drop_in(name))
+
+
 def test_the_writer_unit_does_not_restart_a_writer_that_cannot_help_it():
     stops = unit_setting('hisparc-writer.service', 'RestartPreventExitStatus')[0].split()
     assert str(writer_app.EXIT_ALREADY_RUNNING) in stops and str(writer_app.EXIT_CONFIG) in stops
@@ -235,26 +277,74 @@ def test_the_units_nginx_and_logrotate_name_the_paths_of_the_example_configurati
         assert re.search(rf'^{re.escape(path)}$', rotated, flags=re.MULTILINE), path
 
 
-@pytest.mark.slow
-def test_logrotate_rotates_every_log_and_each_writer_goes_on_in_the_new_file(make_config, tmp_path):
-    logrotate = debian.program('logrotate', 'logrotate')
-    user, group = pwd.getpwuid(os.getuid()).pw_name, grp.getgrgid(os.getgid()).gr_name
-    logs = tmp_path / 'log'
-    logs.mkdir()
+def step_one_uwsgi_log():
+    """(mode, path) of uWSGI's log as the README's Deployment step 1 makes it, the service's."""
+    found = re.findall(
+        r'^ *install -o hisparc -g hisparc -m ([0-7]+) /dev/null (\S+)$',
+        (ROOT / 'README.md').read_text(),
+        flags=re.MULTILINE,
+    )
+    assert len(found) == 1, found
+    return found[0]
+
+
+def test_the_deployment_steps_make_uwsgis_log_the_services_before_systemd_opens_it():
+    _, path = step_one_uwsgi_log()
+    assert unit_setting('hisparc-datastore.service', 'StandardOutput') == [f'append:{path}']
+
+
+@pytest.fixture
+def log_folder(tmp_path):
+    """(folder, user, group) for logrotate's ``su``: as root an unprivileged user's, as in production.
+
+    The folder is outside tmp_path, whose parents only root may enter.
+    """
+    if os.geteuid() != 0:
+        folder = tmp_path / 'log'
+        folder.mkdir()
+        yield folder, pwd.getpwuid(os.getuid()).pw_name, grp.getgrgid(os.getgid()).gr_name
+        return
+    user, group = 'nobody', grp.getgrgid(pwd.getpwnam('nobody').pw_gid).gr_name
+    top = pathlib.Path(tempfile.mkdtemp(prefix='hisparc-logrotate-'))
+    try:
+        top.chmod(0o755)
+        folder = top / 'log'
+        folder.mkdir()
+        shutil.chown(folder, user, group)
+        yield folder, user, group
+    finally:
+        shutil.rmtree(top)
+
+
+def logrotate_run(logrotate, tmp_path, logs, user, group):
     text = (EXAMPLES / 'logrotate' / 'hisparc-datastore').read_text().replace('/var/log/hisparc/', f'{logs}/')
     conf = tmp_path / 'logrotate.conf'
     conf.write_text(text.replace('hisparc hisparc', f'{user} {group}'))
+    return subprocess.run(
+        [logrotate, '--force', '--state', str(tmp_path / 'state'), str(conf)], capture_output=True, text=True
+    )
+
+
+@pytest.mark.slow
+def test_logrotate_rotates_every_log_and_each_writer_goes_on_in_the_new_file(
+    make_config, tmp_path, log_folder
+):
+    logrotate = debian.program('logrotate', 'logrotate')
+    logs, user, group = log_folder
     config = config_mod.load(make_config(log=logs / 'datastore.log'))
     config_mod.setup_logging(config, config_mod.WRITER_LOG)  # as the writer does
     logging.getLogger('writer').warning('before')
+    mode, _ = step_one_uwsgi_log()
+    made = subprocess.run(
+        ['install', '-o', user, '-g', group, '-m', mode, '/dev/null', str(logs / 'uwsgi.log')],
+        capture_output=True,
+        text=True,
+    )
+    assert made.returncode == 0, made.stderr
     with open(logs / 'uwsgi.log', 'a') as uwsgi_output:  # as systemd holds it for uWSGI
         uwsgi_output.write('uWSGI before\n')
         uwsgi_output.flush()
-        rotated = subprocess.run(
-            [logrotate, '--force', '--state', str(tmp_path / 'state'), str(conf)],
-            capture_output=True,
-            text=True,
-        )
+        rotated = logrotate_run(logrotate, tmp_path, logs, user, group)
         assert rotated.returncode == 0, rotated.stderr
         logging.getLogger('writer').warning('after')
         uwsgi_output.write('uWSGI after\n')
@@ -265,3 +355,15 @@ def test_logrotate_rotates_every_log_and_each_writer_goes_on_in_the_new_file(mak
     for handler in [h for h in logging.getLogger().handlers if h.get_name() == config_mod.LOG_HANDLER]:
         logging.getLogger().removeHandler(handler)
         handler.close()
+
+
+@pytest.mark.slow
+def test_logrotate_cannot_empty_a_uwsgi_log_that_systemd_made_as_root(tmp_path, log_folder):
+    logrotate = debian.program('logrotate', 'logrotate')
+    logs, user, group = log_folder
+    if user == 'root' or os.geteuid() != 0:
+        pytest.skip('needs root, to make a file root owns and rotate as another user')
+    (logs / 'uwsgi.log').write_text('uWSGI\n')  # what the unit makes where step 1 was left out
+    rotated = logrotate_run(logrotate, tmp_path, logs, user, group)
+    assert rotated.returncode != 0
+    assert f'error opening {logs}/uwsgi.log: Permission denied' in rotated.stderr

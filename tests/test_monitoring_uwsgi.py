@@ -111,5 +111,9 @@ def test_the_monitoring_urls_and_every_other_path_under_uwsgi(make_config):
         assert (status, kind) == (200, 'application/json')
         assert json.loads(text)['health']['healthy'] is False
         # the upload URL, and every other path, answer a bare GET as the upload endpoint does
-        for path in ('/hisparc/upload', '/health', '/', '/hisparc/', '/hisparc/other'):
+        # (those near a monitoring URL too: the nginx site limits the exact ones only)
+        for path in (
+            *('/hisparc/upload', '/health', '/', '/hisparc/', '/hisparc/other'),
+            *('/hisparc/status/', '/hisparc/x/metrics', '/hisparc/a/health', '/hisparcstatus'),
+        ):
             assert server.request('GET', path=path) == (200, 'text/plain', '400'), path

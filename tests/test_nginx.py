@@ -55,6 +55,19 @@ def post(port, data, source='127.0.0.1', timeout=10):
         conn.close()
 
 
+def get(port, path, source):
+    """(status, content type, body) of a GET from address ``source``; (403,) if nginx refused it."""
+    conn = http.client.HTTPConnection('127.0.0.1', port, timeout=10, source_address=(source, 0))
+    try:
+        conn.request('GET', path)
+        reply = conn.getresponse()
+        if reply.status == 403:
+            return (reply.status,)
+        return reply.status, reply.getheader('Content-Type'), reply.read().decode()
+    finally:
+        conn.close()
+
+
 @contextlib.contextmanager
 def slow_senders(port, count):
     """``count`` connections that send a POST's headers and then dribble its body, a byte at a time."""
@@ -129,11 +142,15 @@ def test_the_protocol_is_kept_where_nginx_answers_itself(nginx, make_config, tmp
         # The monitoring URLs: for the allowed addresses only
         assert json.loads(processes.get(port, '/hisparc/status'))['queue']['files'] == 0
         assert json.loads(processes.get(port, '/hisparc/ready'))['ready'] is True
-        for path in ('/hisparc/status', '/hisparc/health', '/hisparc/ready', '/hisparc/metrics'):
-            conn = http.client.HTTPConnection('127.0.0.1', port, timeout=10, source_address=('127.0.0.2', 0))
-            conn.request('GET', path)
-            assert conn.getresponse().status == 403, path
-            conn.close()
+        # (nginx matches the path it has normalised, as it passes it on)
+        for path in (
+            *('/hisparc/status', '/hisparc/health', '/hisparc/ready', '/hisparc/metrics'),
+            *('/hisparc//status', '/hisparc/./metrics', '/hisparc/%73tatus', '/hisparc/status?format=json'),
+        ):
+            assert get(port, path, source='127.0.0.2')[0] == 403, path
+        # Any path near them passes, and reaches the upload endpoint: a bare GET's 400, no figures
+        for path in ('/hisparc/status/', '/hisparc/x/metrics', '/hisparc/a/health', '/hisparc/ready/'):
+            assert get(port, path, source='127.0.0.2') == (200, 'text/plain', '400'), path
         # uWSGI down: storage unavailable, 404, for the station to retry
         uwsgi_server.stop(server.process)
         assert post(port, body(1)) == (200, 'text/plain', '404')

@@ -211,11 +211,28 @@ def test_every_monitoring_url_answers_503_naming_a_broken_config(tmp_path, path)
     assert 'missing.ini' in reply.json['reasons'][0]
 
 
-@pytest.mark.parametrize('path', ['/hisparc/', '/hisparc/upload', '/hisparc/statuses'])
+# Beside the monitoring URLs, the nginx site limits nothing: a monitoring page on
+# any of these would be open to every address.
+BYPASSES = ['/hisparc/status/', '/hisparc/x/metrics', '/hisparc/a/health', '/hisparc/ready/', '/status']
+
+
+@pytest.mark.parametrize(
+    'path', ['/hisparc/', '/hisparc/upload', '/hisparc/statuses', '/hisparc/STATUS', *BYPASSES]
+)
 def test_other_paths_reach_the_upload_endpoint_which_answers_a_bare_get_400(make_config, path):
     # (paths outside /hisparc reach it too under uWSGI: test_monitoring_uwsgi.py)
     reply = app_for(make_config()).get(path)
     assert (reply.status_int, reply.content_type, reply.text) == (200, 'text/plain', '400')
+
+
+def test_mounted_at_hisparc_it_answers_the_same_paths_only(make_config):
+    # uWSGI's manage-script-name: SCRIPT_NAME is the mount point, PATH_INFO the rest
+    app = app_for(make_config())
+    mounted = {'SCRIPT_NAME': '/hisparc'}
+    assert app.get('/status', extra_environ=mounted).json['queue']['files'] == 0
+    for path in ('/status/', '/x/metrics', '/a/health', '/'):
+        reply = app.get(path, extra_environ=mounted)
+        assert (reply.content_type, reply.text) == ('text/plain', '400'), path
 
 
 @pytest.mark.slow

@@ -5,6 +5,7 @@ the writer stopped, so the page must say it is unwell and why.
 """
 
 import datetime
+import json
 import random
 import struct
 import time
@@ -13,7 +14,7 @@ import pytest
 
 from datastore import datadir, factory, py2pickle
 from datastore.received import Received
-from tests.support import browser, uwsgi_server
+from tests.support import browser, processes, uwsgi_server
 from tests.support.writer import run_once
 
 pytestmark = pytest.mark.slow
@@ -79,7 +80,7 @@ def test_on_a_phone_the_verdict_comes_first_and_every_station_is_there(site):
         assert png_size(png) == (390, 844) and len(png) > 10_000, tmp_path / 'status-phone.png'
 
 
-def test_on_a_desktop_the_page_is_whole_and_well_once_the_writer_runs(site):
+def test_on_a_desktop_the_page_says_unwell_and_its_links_reach_the_json_and_the_metrics(site):
     server, tmp_path = site
     with browser.session(width=1280, height=900) as page:
         page.open(f'http://127.0.0.1:{server.port}/hisparc/status')
@@ -89,3 +90,6 @@ def test_on_a_desktop_the_page_is_whole_and_well_once_the_writer_runs(site):
         links = page.script("return [...document.querySelectorAll('footer a')].map(a => a.href)")
         assert f'http://127.0.0.1:{server.port}/hisparc/status?format=json' in links
         assert f'http://127.0.0.1:{server.port}/hisparc/metrics' in links
+    # what they lead to: the monitoring app's answers, not the upload endpoint's 400
+    assert json.loads(processes.get(server.port, '/hisparc/status?format=json'))['queue']['files'] == 0
+    assert 'hisparc_writer_running 0.0' in processes.get(server.port, '/hisparc/metrics')

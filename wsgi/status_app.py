@@ -7,8 +7,12 @@
                       OpenMetrics) or JSON (anything else)
     /hisparc/metrics  Prometheus text: every worker's upload counts and the figures
 
-Any other path reaches the upload endpoint, which ignores paths: a bare GET
-is answered ``400`` there, as the stations' diagnostic tool expects.
+Only these exact paths: any other (``/hisparc/status/``, ``/hisparc/x/metrics``,
+``/health``) reaches the upload endpoint, which ignores paths: a bare GET is
+answered ``400`` there, as the stations' diagnostic tool expects. The nginx
+site limits exactly these paths to the monitoring hosts, so a page served on
+any other path would be open to everyone.
+
 Deployments run it under uWSGI as ``status_app.app(configfile)``. It
 answers for the configuration the upload endpoint uses (the last good version
 of the file), with what is wrong with the file on disk (``config_problems``,
@@ -84,18 +88,21 @@ def figures(config: config_mod.Config, environ: dict[str, Any]) -> Reply:
     return ('200 OK', JSON, json.dumps(gathered, indent=1).encode())
 
 
+# Keyed by the whole path, SCRIPT_NAME + PATH_INFO: mounted at /hisparc
+# (uWSGI's manage-script-name) that is '/hisparc' + '/status', called as the
+# only app '' + '/hisparc/status'; the same path either way.
 ROUTES: dict[str, Callable[[config_mod.Config, dict[str, Any]], Reply]] = {
-    'ready': ready,
-    'health': healthy,
-    'status': figures,
-    'metrics': prometheus,
+    '/hisparc/ready': ready,
+    '/hisparc/health': healthy,
+    '/hisparc/status': figures,
+    '/hisparc/metrics': prometheus,
 }
 
 
 def application(
     environ: dict[str, Any], start_response: Callable[..., Any], configfile: str
 ) -> Iterable[bytes]:
-    route = ROUTES.get(environ.get('PATH_INFO', '').strip('/').rpartition('/')[2])
+    route = ROUTES.get(environ.get('SCRIPT_NAME', '') + environ.get('PATH_INFO', ''))
     if route is None:
         return wsgi_app.application(environ, start_response, configfile)
     try:
