@@ -114,14 +114,32 @@ class Ledger:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One transaction; on any failure, COMMIT's own included, nothing of it stays readable here.
+
+        SQLite rolls a transaction back itself on some errors (a full disk in
+        WAL mode) and leaves it open on others (busy, interrupted): left open,
+        this connection would read its uncommitted rows as if they were on
+        disk, and ``committed()`` would call an undone pass stored.
+        """
         db = self._db()
         db.execute('BEGIN IMMEDIATE')
         try:
             yield db
+            db.execute('COMMIT')
         except BaseException:
-            db.execute('ROLLBACK')
+            self._abandon(db)
             raise
-        db.execute('COMMIT')
+
+    def _abandon(self, db: sqlite3.Connection) -> None:
+        """Roll back what a failed transaction left; a connection that still holds one is closed.
+
+        The next use opens a new connection, which reads only what is on disk.
+        """
+        if db.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute('ROLLBACK')
+        if db.in_transaction:
+            self.close()
 
     # -- a pass -----------------------------------------------------------------
 

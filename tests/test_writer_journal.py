@@ -2,8 +2,12 @@
 
 import hashlib
 import os
+import sqlite3
+
+import pytest
 
 from datastore import datadir, ledger
+from tests.support.writer import fail_next_commit
 from writer import journal, layout
 from writer.dayfile import DayFile, append_blobs
 
@@ -91,6 +95,20 @@ def test_a_committed_pass_is_finished_and_its_day_file_left_alone(tmp_path):
     archived = data_dir.archive_path(entry['stored'], 's1')
     assert open(archived, 'rb').read() == b'spool file'
     assert journal.read(data_dir) is None
+
+
+def test_a_pass_whose_commit_fails_is_not_taken_for_committed_and_is_undone(tmp_path):
+    data_dir, book, path, entry = setup(tmp_path)
+    data_dir.deliver(datadir.PARTIAL, 's1', b'spool file')
+    fail_next_commit(book._db())
+    with pytest.raises(sqlite3.OperationalError):
+        book.commit_pass(entry['pass'], [], {DAY: {}})
+    assert not book.committed(entry['pass'])
+    assert journal.recover(data_dir, book, archive_days=7)
+    assert blobs_of(path) == BEFORE  # undone, not finished
+    assert [os.path.basename(p) for p in data_dir.queued(datadir.PARTIAL)] == ['s1']  # stored again
+    book.commit_pass(entry['pass'], [], {})  # the same connection takes the pass done again
+    assert book.committed(entry['pass'])
 
 
 def test_a_committed_pass_without_an_archive_removes_its_spool_files(tmp_path):

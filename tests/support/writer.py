@@ -157,3 +157,21 @@ def contents(path):
             else [bytes(b) for b in node.read()]
             for node in h5.walk_nodes('/', 'Leaf')
         }
+
+
+def fail_next_commit(db):
+    """Make the next COMMIT on the sqlite3 connection ``db`` fail, the transaction left open.
+
+    SQLite's own progress handler interrupts it: COMMIT then fails and the
+    transaction stays open, as it does when COMMIT fails busy.
+    """
+    running, fired = [], []
+    db.set_trace_callback(running.append)
+
+    def interrupt():
+        if running and running[-1] == 'COMMIT' and not fired:
+            fired.append(True)
+            return 1
+        return 0
+
+    db.set_progress_handler(interrupt, 1)
