@@ -98,9 +98,9 @@ class DataDir:
             os.close(fd)
 
     def ensure(self, *names: str) -> None:
-        """Create the folders ``names`` (default: every spool folder) where missing."""
+        """Create the folders ``names`` (default: every spool folder) where missing, durably."""
         for name in names or FOLDERS:
-            os.makedirs(self.folder(name), exist_ok=True)
+            durable.makedirs(self.folder(name))
 
     def holds(self, folder: str, name: str) -> bool:
         return os.path.exists(os.path.join(self.folder(folder), name))
@@ -171,7 +171,7 @@ class DataDir:
         Names already archived are skipped (a pass finished after a crash).
         """
         folder = os.path.join(self.archive_root, stored)
-        os.makedirs(folder, exist_ok=True)
+        durable.makedirs(folder)  # in its parent before anything leaves partial/ for it
         sources = [os.path.join(self.folder(PARTIAL), name) for name in names]
         try:
             durable.move_all(sources, folder)

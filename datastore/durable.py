@@ -29,6 +29,31 @@ def fsync_dir(path: str) -> None:
         os.close(fd)
 
 
+def makedirs(path: str, mode: int = 0o777) -> None:
+    """Create the folder ``path`` and its missing parents, each fsynced into its parent.
+
+    A new folder is only a name in its parent until that parent is fsynced:
+    without it a power loss could take the folder, and every file renamed
+    into it since, while the removal of those files from where they were is
+    durable. Nothing is fsynced when ``path`` exists.
+    """
+    missing = []
+    folder = os.path.abspath(path)
+    while not os.path.isdir(folder):
+        missing.append(folder)
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            break
+        folder = parent
+    for folder in reversed(missing):
+        try:
+            os.mkdir(folder, mode)
+        except FileExistsError:  # made meanwhile by another process: fsynced here all the same
+            if not os.path.isdir(folder):
+                raise
+        fsync_dir(os.path.dirname(folder))
+
+
 def write(tmp_path: str, final_path: str, payload: bytes) -> str:
     """Write ``payload`` as ``tmp_path``, fsync it, rename it to ``final_path``, fsync that folder.
 

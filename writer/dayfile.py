@@ -72,9 +72,8 @@ class DayFile:
     def __init__(self, path: str, day: str | None = None) -> None:
         self.path = path
         self.day = day
-        self.new_folders = _missing_folders(os.path.dirname(path))
         self.created = not os.path.exists(path)
-        os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+        durable.makedirs(os.path.dirname(path), mode=0o755)
         try:
             self.h5 = open_h5(path, 'a')
         except DayFileDamaged as exc:
@@ -141,14 +140,14 @@ class DayFile:
     def close(self) -> None:
         """Flush, close and fsync: once this returns the rows are durable. Closing twice is fine.
 
-        A file this opened new is durable in its folder too, as are the folders made for it.
+        A file this opened new is durable in its folder too (the folders made
+        for it were fsynced into theirs as they were made).
         """
         if self.h5.isopen:
             self.h5.close()
             durable.fsync_file(self.path)
-            if self.created:  # its name, and the names of the folders made for it
-                for folder in {os.path.dirname(self.path), *map(os.path.dirname, self.new_folders)}:
-                    durable.fsync_dir(folder)
+            if self.created:
+                durable.fsync_dir(os.path.dirname(self.path))
                 self.created = False
 
     @contextlib.contextmanager
@@ -164,15 +163,6 @@ class DayFile:
             raise DayFileDamaged(
                 f'{self.path}: writing failed: {str(exc).strip().splitlines()[0]}', day=self.day
             ) from None
-
-
-def _missing_folders(folder: str) -> list[str]:
-    """The folders of ``folder``'s path that do not exist yet, deepest first."""
-    missing = []
-    while folder and not os.path.exists(folder):
-        missing.append(folder)
-        folder = os.path.dirname(folder)
-    return missing
 
 
 def append_blobs(vlarray: tables.VLArray, blobs: list[bytes]) -> None:
