@@ -15,7 +15,8 @@ import time
 
 import pytest
 
-from datastore import datadir
+from datastore import config as config_mod
+from datastore import datadir, ledger
 from datastore.cli import main as cli_main
 from tests.support.backlog import (
     check_exactly_once,
@@ -25,6 +26,7 @@ from tests.support.backlog import (
 )
 from tests.support.disk import MB, Filler, tmpfs
 from tests.support.writer import ROOT, contents, folder_files, run_once
+from writer import rewrite, writer_app
 
 pytestmark = pytest.mark.slow
 
@@ -170,6 +172,45 @@ def test_disk_full_during_recovery_never_replaces_the_day_file_and_is_waited_out
     finally:
         writer.send_signal(signal.SIGTERM)
         assert writer.wait(30) == 0
+    check_exactly_once(data_dir, sent)
+    assert audited(config, capsys)[0] == 0
+
+
+def test_a_rollback_copy_that_runs_out_of_space_is_waited_out_not_marked_damaged(disk, capsys, monkeypatch):
+    config = config_on(disk)
+    data_dir = str(disk / 'datastore')
+    sent = queue_backlog(data_dir, 150, seed=14, distinct=150, start_at=10)  # one day file of 12 MB
+    assert run_once(config).returncode == 0
+    sent += queue_backlog(data_dir, 40, seed=15, start_at=300)
+    kill_inside_a_pass(config, data_dir)
+    (day_file,) = day_files(data_dir)
+    original = open(day_file, 'rb').read()
+    filler = Filler(disk)
+    real = rewrite.cut_copy
+    left = []
+
+    def cut_copy(source, copy, nodes):  # the space the check saw is gone while the copy is written
+        monkeypatch.setattr(rewrite, 'cut_copy', real)
+        filler.fill(leave=2 * MB)
+        try:
+            real(source, copy, nodes)
+        finally:
+            left.append(filler.free())
+            os.unlink(filler.path)  # and the space is back before the copy is checked
+
+    monkeypatch.setattr(rewrite, 'cut_copy', cut_copy)
+    app = writer_app.Writer(config_mod.load(config))
+    app.run(once=True)  # it starts by undoing the killed pass
+    assert len(left) == 1 and left[0] < MB  # the copy used up the disk
+    assert open(day_file, 'rb').read() == original
+    assert any(
+        line.startswith(f'waiting: a copy of {os.path.basename(day_file)} failed') for line in app.leftovers()
+    )
+    assert ledger.Ledger(datadir.DataDir(data_dir)).damaged() == {}
+    assert os.path.exists(os.path.join(data_dir, 'writer.journal'))  # the pass is still to undo
+    assert not rollback_copies(data_dir)
+    done = run_once(config)  # tried again, with the space there
+    assert done.returncode == 0, done.stderr
     check_exactly_once(data_dir, sent)
     assert audited(config, capsys)[0] == 0
 

@@ -122,23 +122,73 @@ def verify(original_path: str, copy_path: str, nodes: dict[str, int]) -> None:
                     raise Unverified(f'{path}: rows {start}-{stop} differ from the original')
 
 
+def holds(path: str, nodes: dict[str, int]) -> str | None:
+    """Why the day file ``path`` does not hold ``nodes`` readably (each leaf at least that long), or None."""
+    try:
+        h5 = open_h5(path, 'r')
+    except DayFileDamaged as exc:
+        return f'it does not open: {exc}'
+    with h5:
+        for node_path in _parents_first(nodes):
+            length = nodes[node_path]
+            try:
+                node = h5.get_node(node_path)
+                if (length == GROUP) != isinstance(node, tables.Group):
+                    return f'{node_path} is not the kind of node known'
+                if length == GROUP:
+                    continue
+                if int(node.nrows) < length:
+                    return f'{node_path} has {node.nrows} rows, not {length}'
+                for start, stop in _chunks(length):
+                    node.read(start, stop)
+            except OSError:
+                raise
+            except Exception as exc:
+                return f'{node_path} cannot be read: {type(exc).__name__}: {exc}'
+    return None
+
+
+def _copy_failed(data_dir: DataDir, path: str, nodes: dict[str, int], why: str) -> Exception:
+    """What a copy that failed (``why``) says: the storage's fault, or the original's (Unverified).
+
+    HDF5 does not report every write the file system refuses: on a full disk
+    a copy can come out short and close without an error. So a failed copy
+    is the storage's when the disk is full now (the copy still takes its
+    space) or when the original holds every node it must, readably; then it
+    is waited out and tried again, and never marks the day damaged.
+    """
+    name = os.path.basename(path)
+    free = data_dir.free_bytes(os.path.dirname(path))
+    if free < faults.RESERVE:
+        return faults.DiskFull(f'disk full: {free // 2**20} MiB free, a copy of {name} failed: {why}')
+    problem = holds(path, nodes)
+    if problem is None:
+        return faults.StorageFault(
+            f'a copy of {name} failed although {name} holds all it must ({free // 2**20} MiB free): {why}'
+        )
+    return Unverified(f'{why} ({name}: {problem})')
+
+
 def rewrite(data_dir: DataDir, path: str, nodes: dict[str, int]) -> None:
     """Replace the day file ``path`` by a verified copy holding ``nodes`` (each leaf cut to its length).
 
-    Unverified (the original untouched) when the copy cannot be made to hold
-    exactly that; faults.DiskFull when there is no room for the copy.
+    Unverified (the original untouched) when the original does not hold
+    what the copy must; faults.DiskFull when there is no room for the copy,
+    or a faults.StorageFault when writing it failed: those are waited out.
     """
     faults.need_space(data_dir, os.path.getsize(path), f'a copy of {os.path.basename(path)}')
     copy_path = data_dir.beside(path, 'rollback')
     try:
-        cut_copy(path, copy_path, nodes)
-        verify(path, copy_path, nodes)
+        try:
+            cut_copy(path, copy_path, nodes)
+            verify(path, copy_path, nodes)
+        except (OSError, DayFileDamaged):
+            raise  # the disk, or an original that does not open: as they are
+        except Unverified as exc:
+            raise _copy_failed(data_dir, path, nodes, str(exc)) from None
+        except Exception as exc:  # HDF5 failing as it writes or closes the copy
+            raise _copy_failed(data_dir, path, nodes, f'{type(exc).__name__}: {exc}') from None
         durable.fsync_file(copy_path)
-    except Unverified:
-        os.unlink(copy_path)
-        # a copy cut short by a full disk says nothing about the original
-        faults.need_space(data_dir, os.path.getsize(path), f'a copy of {os.path.basename(path)}')
-        raise
     except BaseException:
         if os.path.exists(copy_path):
             os.unlink(copy_path)
