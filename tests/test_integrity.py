@@ -12,6 +12,7 @@ import logging
 import os
 import random
 import shutil
+import threading
 
 import pytest
 import tables
@@ -19,11 +20,13 @@ import tables
 from datastore import config as config_mod
 from datastore import datadir, factory, ledger, received, spoolfile, status
 from datastore.cli import main as cli_main
+from tests.support.backlog import wait_for, writer_config
 from tests.support.writer import (
     contents,
     day_path,
     drain,
     expected_row,
+    fail_next_commit,
     folder_files,
     queue,
     station_path,
@@ -137,6 +140,40 @@ def test_the_archive_keeps_a_spool_file_until_archive_days_after_its_last_day_fi
     assert os.path.exists(paths[old])
     assert not os.path.exists(paths[other_day]) and book.entry(other_day).archived is None
     assert book.entry(other_day).rows == 100  # the ledger still knows where its rows are
+
+
+def test_the_archive_ages_out_and_the_light_audit_runs_while_files_are_still_queued(make_config, monkeypatch):
+    path = writer_config(make_config, batch_files=1)
+    config = config_mod.load(path)
+    data_dir = datadir.DataDir(config.data_dir)
+    old = queue(config.data_dir, factory.batch(WHEN + datetime.timedelta(days=1), random.Random(25)))
+    drain(path)
+    book = ledger.Ledger(data_dir)
+    with book.transaction() as db:  # as if stored, and its day file last written, 10 days ago
+        db.execute('UPDATE spools SET stored = stored - 10 * 86400')
+        db.execute('UPDATE days SET last_write = last_write - 10 * 86400')
+    archived = book.entry(old).archived
+    rng = random.Random(26)
+    for hours in range(4):  # four passes of one file each: a queue that empties only at the end
+        queue(config.data_dir, factory.batch(WHEN + datetime.timedelta(hours=hours), rng))
+    seen = []
+    real = audit.light
+
+    def light(*args, **kwargs):
+        seen.append((len(data_dir.queued(datadir.INCOMING)), os.path.exists(archived)))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(audit, 'light', light)
+    app = writer_app.Writer(config)
+    thread = threading.Thread(target=app.run)
+    thread.start()
+    try:
+        assert wait_for(lambda: seen and not folder_files(config.data_dir, 'incoming'))
+    finally:
+        app.request_stop()
+        thread.join(timeout=30)
+    assert seen[0] == (3, False)  # after the first pass: expired archive gone, three files to go
+    assert book.last_audit() is not None
 
 
 # -- names that cannot break the tree -------------------------------------------------
@@ -280,17 +317,37 @@ def test_audit_accounts_for_every_batch_of_a_healthy_store(site, capsys):
     assert ledger.Ledger(data_dir).last_audit()['unaccounted'] == 0
 
 
-def test_audit_names_the_batches_of_a_deleted_or_damaged_day_file(site, capsys):
+@pytest.mark.parametrize('how', ['deleted', 'truncated', 'garbage', 'metadata'])
+def test_audit_names_the_batches_of_a_deleted_or_damaged_day_file(site, capsys, how):
     path, config, data_dir = site
     sent = store_batches(path, 2)
     store_batches(path, 1, when=WHEN + datetime.timedelta(days=1), seed=2)
-    os.unlink(day_path(config.data_dir, WHEN))
+    damage(day_path(config.data_dir, WHEN), how)
     code, out = run_audit(capsys, path)
     assert code == 1
     assert out.count('unaccounted: station 501 batch') == len(sent)
-    assert f'day file {DAY} is missing' in out
+    assert f'day file {DAY} ' + ('is missing' if how == 'deleted' else 'cannot be read') in out, out
     assert '2 batch(es) unaccounted for' in out
     assert status.gather(config)['audit']['unaccounted'] == 2
+
+
+def test_audit_accounts_for_held_files_wherever_requeue_takes_them(site, capsys):
+    path, config, data_dir = site
+    upload(path, [factory.event('CIC', datetime.datetime(2019, 4, 7), random.Random(1))])  # held
+    (held,) = folder_files(config.data_dir, 'suspicious')
+    for name, where in ((held, '1 queued'), (f'{held}-unfit', '1 stored')):
+        assert cli_main(['requeue', '-c', path, '--all', '--force']) == 0  # the same name, to incoming/
+        capsys.readouterr()
+        assert folder_files(config.data_dir, 'incoming') == [name]
+        code, out = run_audit(capsys, path)
+        assert code == 0 and where in out, out
+        drain(path)  # the writer holds it back again, as NAME-unfit in suspicious/
+        assert folder_files(config.data_dir, 'suspicious') == [f'{name}-unfit']
+        code, out = run_audit(capsys, path, '--deep')
+        assert code == 0 and '1 stored' in out, out
+    os.unlink(os.path.join(config.data_dir, 'suspicious', f'{held}-unfit-unfit'))
+    code, out = run_audit(capsys, path)
+    assert code == 1 and 'its 1 events held by the writer are not in suspicious/' in out, out
 
 
 def test_a_deep_audit_finds_a_row_that_differs_from_its_archived_copy(site, capsys):
@@ -396,6 +453,79 @@ def test_the_writer_keeps_off_a_day_that_is_being_rebuilt(site):
     assert folder_files(config.data_dir, 'incoming') == []
 
 
+def test_a_day_file_only_the_previous_writer_wrote_is_rebuilt_from_its_readable_rows(site, capsys):
+    path, config, data_dir = site
+    store_batches(path, 2)
+    upload(path, factory.every_type(WHEN + datetime.timedelta(hours=1), random.Random(23)), station=502)
+    drain(path)
+    day_file = day_path(config.data_dir, WHEN)
+    before = contents(day_file)
+    for name in os.listdir(config.data_dir):  # no ledger, no archive: as the previous writer left it
+        if name.startswith(datadir.LEDGER):
+            os.unlink(os.path.join(config.data_dir, name))
+    shutil.rmtree(data_dir.archive_root)
+    assert ledger.Ledger(data_dir).nodes(DAY) == {}
+    assert cli_main(['rebuild', '-c', path, DAY]) == 0
+    assert '0 rows from the archive' in capsys.readouterr().out
+    assert contents(day_file) == before  # rows, order, event ids and blob indexes
+    with tables.open_file(day_file) as h5:
+        assert ledger.Ledger(data_dir).nodes(DAY) == {
+            n._v_pathname: -1 if isinstance(n, tables.Group) else n.nrows
+            for n in h5.walk_nodes('/')
+            if n is not h5.root
+        }
+    queue(config.data_dir, factory.batch(WHEN + datetime.timedelta(hours=2), random.Random(24)))
+    drain(path)  # and the writer appends to it
+    assert len(contents(day_file)[f'{station_path()}/events']) > len(before[f'{station_path()}/events'])
+
+
+def test_rebuild_keeps_the_rows_and_stations_the_ledger_does_not_know(site, caplog):
+    path, config, data_dir = site
+    store_batches(path, 2)
+    day_file = day_path(config.data_dir, WHEN)
+    with tables.open_file(day_file, 'a') as h5:  # the previously deployed writer, switched back to
+        station = h5.get_node(station_path())
+        station.singles.append(station.singles[:2])
+        h5.copy_node(station, station._v_parent, 'station_599', recursive=True)
+    before = contents(day_file)
+    known = ledger.Ledger(data_dir).nodes(DAY)
+    assert known[f'{station_path()}/singles'] == 128 and not any('station_599' in node for node in known)
+    assert cli_main(['rebuild', '-c', path, DAY]) == 0
+    assert contents(day_file) == before
+    with tables.open_file(day_file, 'a') as h5:  # a table the layout has no place for
+        h5.create_table(station_path(), 'notes', {'text': tables.StringCol(8)}).append([(b'x',)])
+    rebuilt = digest(day_file)
+    assert cli_main(['rebuild', '-c', path, DAY]) == 1
+    assert digest(day_file) == rebuilt
+    with caplog.at_level(logging.ERROR):
+        assert cli_main(['rebuild', '-c', path, DAY, '--accept-loss']) == 0
+    assert f'{station_path()}/notes: Table of 1 rows, not of the layout' in caplog.text
+    assert contents(day_file) == before
+
+
+def test_rebuild_refuses_while_an_unfinished_pass_names_the_day(site, capsys):
+    path, config, data_dir = site
+    store_batches(path, 1)
+    day_file = day_path(config.data_dir, WHEN)
+    journal.write(
+        data_dir,
+        {
+            'pass': 98,
+            'pid': 1,
+            'stored': DAY,
+            'spool': [],
+            'days': {DAY: {'new': False, 'nodes': ledger.Ledger(data_dir).nodes(DAY)}},
+        },
+    )  # what a writer killed inside a pass leaves
+    before = digest(day_file)
+    assert cli_main(['rebuild', '-c', path, DAY]) == 1
+    assert f'pass 98 of the writer wrote {DAY} and is unfinished' in capsys.readouterr().err
+    assert digest(day_file) == before and not os.path.exists(day_file + '.rebuild')
+    drain(path)  # the writer undoes the pass
+    assert journal.read(data_dir) is None
+    assert cli_main(['rebuild', '-c', path, DAY]) == 0
+
+
 def test_rebuild_of_a_day_the_ledger_does_not_know_says_so(site, capsys):
     path, _, _ = site
     assert cli_main(['rebuild', '-c', path, '2024-01-01']) == 1
@@ -464,6 +594,35 @@ def test_a_ledger_that_cannot_be_written_is_waited_out_and_sends_nothing_to_fail
     drain(path)
     assert folder_files(config.data_dir, 'partial') == folder_files(config.data_dir, 'incoming') == []
     assert all(ledger.Ledger(data_dir).entry(name).rows == 100 for name in names)
+
+
+def test_a_pass_whose_ledger_commit_fails_is_undone_and_waited_out(site, monkeypatch, capsys):
+    path, config, data_dir = site
+    store_batches(path, 1)
+    day_file = day_path(config.data_dir, WHEN)
+    before = contents(day_file)
+    rng = random.Random(22)
+    for hours in (1, 2):
+        upload(path, factory.batch(WHEN + datetime.timedelta(hours=hours), rng))
+    names = folder_files(config.data_dir, 'incoming')
+    real = ledger.Ledger.commit_pass
+
+    def commit_pass(self, *args, **kwargs):  # this once, SQLite fails the COMMIT and leaves it open
+        monkeypatch.setattr(ledger.Ledger, 'commit_pass', real)
+        fail_next_commit(self._db())
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(ledger.Ledger, 'commit_pass', commit_pass)
+    app = writer_app.Writer(config)
+    app.run(once=True)
+    assert any(line.startswith('waiting: the ledger cannot be written') for line in app.leftovers())
+    assert contents(day_file) == before  # the pass was undone, not taken for stored
+    assert folder_files(config.data_dir, 'partial') == names
+    assert all(ledger.Ledger(data_dir).entry(name) is None for name in names)
+    drain(path)
+    assert folder_files(config.data_dir, 'partial') == folder_files(config.data_dir, 'incoming') == []
+    assert all(ledger.Ledger(data_dir).entry(name).rows == 100 for name in names)
+    assert run_audit(capsys, path, '--deep')[0] == 0
 
 
 def test_a_day_file_that_fails_while_it_is_copied_back_is_marked_damaged_not_fatal(site):

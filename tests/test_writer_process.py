@@ -217,6 +217,23 @@ def test_pause_file_holds_the_writer_until_removed(make_config):
     check_exactly_once(data_dir, sent)
 
 
+@pytest.mark.slow
+def test_once_on_a_paused_writer_exits_1_saying_it_is_paused_and_files_wait(make_config):
+    config = make_config()
+    data_dir = data_dir_of(config)
+    sent = queue_backlog(data_dir, 2, seed=7)
+    pause = os.path.join(data_dir, 'writer.pause')
+    open(pause, 'w').close()
+    done = run_once(config)
+    assert done.returncode == 1, done.stderr
+    assert f'paused ({pause} exists): 2 spool file(s) wait in incoming/' in done.stderr, done.stderr
+    assert len(folder_files(data_dir, 'incoming')) == 2
+    os.unlink(pause)
+    done = run_once(config)
+    assert done.returncode == 0, done.stderr
+    check_exactly_once(data_dir, sent)
+
+
 def test_pause_after_storing_closes_files_so_readers_can_open_them(make_config):
     config = make_config()
     data_dir = data_dir_of(config)

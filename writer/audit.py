@@ -10,10 +10,14 @@ spool files it became. Each spool file is accounted for when it is
   (each node at least as long as the ledger says; ``--deep``: the rows
   identical to what its archived copy gives again).
 
+A file held in suspicious/ (the endpoint's, or the ``-unfit`` file of
+events the writer held back) may be requeued: it keeps its name, so it is
+accounted for wherever it went from there, queued, failed or stored.
+
 A batch with any spool file not accounted for is printed; the exit status
 is 1 if there is any. The writer runs a light audit (not deep, the last day)
-every few minutes; ``status`` shows how many batches its last one could not
-account for.
+every few minutes, between passes even when the queue never empties;
+``status`` shows how many batches its last one could not account for.
 """
 
 from __future__ import annotations
@@ -83,11 +87,13 @@ class Auditor:
         return self.maps[day]
 
     def locate(self, folder: str, name: str, events: int) -> tuple[str, str | None]:
-        """(where the spool file is, problem or None)."""
-        if folder == SUSPICIOUS:
-            if name in self.folders[SUSPICIOUS]:
-                return 'held', None
-            return 'missing', f'{name} is not in suspicious/'
+        """(where the spool file is, problem or None).
+
+        Wherever the endpoint put it: a file it held in suspicious/ may have
+        been requeued since (the same name back in incoming/), and stored.
+        """
+        if folder == SUSPICIOUS and name in self.folders[SUSPICIOUS]:
+            return 'held', None
         for where, names in (
             ('queued', self.folders[INCOMING] | self.folders[PARTIAL]),
             ('failed', self.folders[FAILED]),
@@ -96,28 +102,49 @@ class Auditor:
                 return where, None
         entry = self.ledger.entry(name)
         if entry is None:
-            return 'missing', f'{name} is not queued, not held, and not in the ledger'
+            held = 'not in suspicious/, not queued' if folder == SUSPICIOUS else 'not queued, not held'
+            return 'missing', f'{name} is {held}, and not in the ledger'
+        return 'stored', self.stored_problem(entry, events)
+
+    def stored_problem(self, entry: ledger.SpoolEntry, events: int) -> str | None:
+        """Why the stored spool file ``entry`` (``events`` events sent) is not all where it must be."""
+        name = entry.spool
         if entry.events != events or entry.rows + entry.held != events:
-            return 'stored', (
+            return (
                 f'{name}: {events} events sent, the ledger has {entry.events} '
                 f'({entry.rows} rows, {entry.held} held)'
             )
-        if entry.held and f'{name}-unfit' not in self.folders[SUSPICIOUS]:
-            return 'stored', f'{name}: its {entry.held} events held by the writer are not in suspicious/'
+        if entry.held:
+            problem = self.held_problem(entry)
+            if problem:
+                return problem
         for day, node, first, count in entry.segments:
             known = self.day_map(day)
             if isinstance(known, str):
-                return 'stored', f'{name}: day file {day} {known}'
+                return f'{name}: day file {day} {known}'
             if known.get(node, -1) < first + count:
-                return 'stored', (
+                return (
                     f'{name}: day file {day} holds {max(known.get(node, 0), 0)} rows of '
                     f'{node}, not the {first + count} its rows need'
                 )
-        if self.deep:
-            problem = self.compare(entry)
-            if problem:
-                return 'stored', problem
-        return 'stored', None
+        return self.compare(entry) if self.deep else None
+
+    def held_problem(self, entry: ledger.SpoolEntry) -> str | None:
+        """Why the events the writer held back from ``entry`` (its ``-unfit`` file) are not accounted for.
+
+        That file is in suspicious/, or requeued from there (queued, failed,
+        or stored in turn, its own held events in its own ``-unfit`` file).
+        """
+        unfit = f'{entry.spool}-unfit'
+        if any(unfit in self.folders[folder] for folder in (SUSPICIOUS, INCOMING, PARTIAL, FAILED)):
+            return None
+        stored = self.ledger.entry(unfit)
+        if stored is None:
+            return (
+                f'{entry.spool}: its {entry.held} events held by the writer are not in suspicious/ '
+                '(nor queued, failed or stored)'
+            )
+        return self.stored_problem(stored, entry.held)
 
     def compare(self, entry: ledger.SpoolEntry) -> str | None:
         """Why ``entry``'s rows in the day files differ from its archived copy, or None."""

@@ -11,19 +11,26 @@ renamed over it; the old file stays beside it as
 not pick it up) until the operator removes it. The writer keeps off the day
 meanwhile (the day's lock).
 
+Every node the existing file can list is kept too, with all its readable
+rows, where the ledger knows less (rows or stations the previously deployed
+writer stored, or a day file only it wrote: one the ledger does not know at
+all is made again from its readable rows alone).
+
 A healthy day file rebuilt gives the same rows in the same order, with the
 same event ids and blob indexes. When neither the archive nor the existing
-file has some rows, ``rebuild`` refuses and lists them; ``--accept-loss``
-rebuilds what can be (later rows move up, event ids and blob indexes are
-renumbered) and logs exactly what was lost. Where the archive and a readable
-existing row disagree it refuses too (``--trust-archive`` takes the archive's).
+file has some rows, or the file has a node the layout cannot hold,
+``rebuild`` refuses and lists them; ``--accept-loss`` rebuilds what can be
+(later rows move up, event ids and blob indexes are renumbered) and logs
+exactly what was lost. Where the archive and a readable existing row
+disagree it refuses too (``--trust-archive`` takes the archive's). While
+``writer.journal`` names the day (a pass that wrote it is unfinished) it
+refuses: the writer finishes or undoes that pass first.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
-import contextlib
 import dataclasses
 import datetime
 import logging
@@ -36,10 +43,10 @@ import tables
 from datastore import config as config_mod
 from datastore import durable, ledger
 from datastore.cli.common import Command, Failure, date, load_config, operator, operator_log
-from datastore.datadir import DataDir
+from datastore.datadir import WRITER_JOURNAL, DataDir
 from datastore.eventtypes import EVENT_TYPES
 
-from . import faults, layout, replay
+from . import faults, journal, layout, replay
 from .dayfile import GROUP, DayFileUnavailable, append_blobs, open_h5
 
 log = logging.getLogger('writer.rebuild')
@@ -66,14 +73,15 @@ class Plan:
     titles: dict[str, str]
     pieces: dict[str, list[Piece]] = dataclasses.field(default_factory=dict)
     lost: dict[str, list[tuple[int, int]]] = dataclasses.field(default_factory=dict)
+    dropped: list[tuple[str, int]] = dataclasses.field(default_factory=list)  # (why, rows) of nodes
     unreplayable: list[str] = dataclasses.field(default_factory=list)
     mismatches: list[str] = dataclasses.field(default_factory=list)
     archive_rows: int = 0
     file_rows: int = 0
 
 
-class Refused(Exception):
-    """The rebuild would lose or change rows; the message lists them."""
+class RebuildRefused(Exception):
+    """The rebuild would lose or change rows, or cannot start now; the message says why."""
 
 
 def settle(data_dir: DataDir, book: ledger.Ledger, day: str) -> None:
@@ -125,24 +133,7 @@ def _same(a: Any, b: Any) -> bool:
 def plan(config: config_mod.Config, data_dir: DataDir, book: ledger.Ledger, day: str) -> Plan:
     """Where every row of ``day``'s file will come from."""
     known = book.nodes(day)
-    if not known:
-        raise Failure(f'the ledger knows nothing of day {day}: the writer never stored into it')
     path = data_dir.day_file(*ledger.day_parts(day))
-    titles = dict.fromkeys(known, '')
-    archived: dict[str, list[replay.Segment]] = collections.defaultdict(list)
-    the_plan = Plan(day, known, titles)
-    for entry in book.entries_of_day(day):
-        try:
-            segments = replay.replay(entry, day, config.rule)
-        except replay.NotReplayable as exc:
-            the_plan.unreplayable.append(str(exc))
-            continue
-        for segment in segments:
-            archived[segment.node].append(segment)
-        station = layout.station_path(entry.cluster, entry.station)
-        titles[layout.ROOT] = layout.ROOT_TITLE
-        titles[station.rsplit('/', 1)[0]] = layout.cluster_group(entry.cluster)[1]
-        titles[station] = layout.station_group(entry.station)[1]
     old = None
     if os.path.exists(path):
         try:
@@ -150,17 +141,121 @@ def plan(config: config_mod.Config, data_dir: DataDir, book: ledger.Ledger, day:
         except DayFileUnavailable as exc:
             log.warning('the existing day file does not open (%s): the archive is all there is', exc)
     try:
-        for node, length in known.items():
-            if length == GROUP:
-                if old is not None:
-                    with contextlib.suppress(tables.NoSuchNodeError, tables.HDF5ExtError, ValueError):
-                        titles[node] = old.get_node(node)._v_title or titles[node]
-                continue
-            _plan_leaf(the_plan, node, length, archived[node], old)
+        found, unlisted = listed(old) if old is not None else ({}, [])
+        if not known and not found:
+            raise Failure(
+                f'the ledger knows nothing of day {day} and '
+                + ('its day file has no readable nodes' if os.path.exists(path) else 'there is no day file')
+                + ': there is nothing to rebuild it from'
+            )
+        the_plan = Plan(day, {}, {})
+        the_plan.nodes = _nodes(the_plan, known, found)
+        the_plan.dropped += [(f'{where}: cannot be read', 0) for where in unlisted]
+        the_plan.titles = dict.fromkeys(the_plan.nodes, '')
+        the_plan.titles.update({node: _title(found[node]) for node in the_plan.nodes if node in found})
+        archived = _archived(config, book, the_plan)
+        for node, length in the_plan.nodes.items():
+            if length != GROUP:
+                _plan_leaf(the_plan, node, length, archived[node], old)
     finally:
         if old is not None:
             old.close()
     return the_plan
+
+
+def listed(h5: tables.File) -> tuple[dict[str, Any], list[str]]:
+    """{path: node} of every node of ``h5`` that can be listed, and the names that cannot be opened."""
+    found: dict[str, Any] = {}
+    unlisted: list[str] = []
+    groups = [h5.root]
+    while groups:
+        group = groups.pop()
+        try:
+            names = sorted(group._v_children)
+        except Exception as exc:  # an HDF5 error listing a damaged group
+            unlisted.append(f'{group._v_pathname}: {type(exc).__name__}: {exc}')
+            continue
+        for name in names:
+            where = f'{group._v_pathname.rstrip("/")}/{name}'
+            try:
+                node = group._f_get_child(name)
+            except Exception as exc:
+                unlisted.append(f'{where}: {type(exc).__name__}: {exc}')
+                continue
+            found[where] = node
+            if isinstance(node, tables.Group):
+                groups.append(node)
+    return found, unlisted
+
+
+def _title(node: Any) -> str:
+    try:
+        return str(node._v_title or '')
+    except Exception:  # damaged attributes: the layout's title, where the archive gives one
+        return ''
+
+
+def _fits_layout(where: str, node: Any) -> bool:
+    """Whether a leaf of the old file is one the rebuilt file can hold as it is."""
+    name = where.rsplit('/', 1)[1]
+    if name == layout.BLOBS:
+        return isinstance(node, tables.VLArray) and isinstance(node.atom, tables.VLStringAtom)
+    return name in CODES and isinstance(node, tables.Table) and node.dtype == layout.dtype(CODES[name])
+
+
+def _nodes(the_plan: Plan, known: dict[str, int], found: dict[str, Any]) -> dict[str, int]:
+    """Every node the rebuilt file will have: those the ledger knows, and those the old file adds.
+
+    A leaf the old file holds longer than the ledger knows keeps its rows;
+    a node the rebuilt file cannot hold is noted in ``dropped``.
+    """
+    nodes = dict(known)
+    for where in sorted(found, key=lambda n: (n.count('/'), n)):
+        node = found[where]
+        is_group = isinstance(node, tables.Group)
+        rows = 0 if is_group else int(node.nrows)
+        parent = where.rsplit('/', 1)[0]
+        if parent and nodes.get(parent) != GROUP:
+            the_plan.dropped.append((f'{where}: under {parent}, which is no group of the rebuilt file', rows))
+        elif where in known:
+            if (known[where] == GROUP) != is_group:
+                kind = 'a group' if is_group else f'{type(node).__name__} of {rows} rows'
+                the_plan.dropped.append((f'{where}: {kind} in the file, not what the ledger knows', rows))
+            elif not is_group and rows > known[where]:
+                nodes[where] = rows  # rows the ledger does not know of: readable rows of the file
+        elif is_group:
+            nodes[where] = GROUP
+        elif _fits_layout(where, node):
+            nodes[where] = rows
+        else:
+            the_plan.dropped.append(
+                (f'{where}: {type(node).__name__} of {rows} rows, not of the layout', rows)
+            )
+    return nodes
+
+
+def _archived(
+    config: config_mod.Config, book: ledger.Ledger, the_plan: Plan
+) -> dict[str, list[replay.Segment]]:
+    """The rows of the day made again from the archive, per node."""
+    archived: dict[str, list[replay.Segment]] = collections.defaultdict(list)
+    for entry in book.entries_of_day(the_plan.day):
+        try:
+            segments = replay.replay(entry, the_plan.day, config.rule)
+        except replay.NotReplayable as exc:
+            the_plan.unreplayable.append(str(exc))
+            continue
+        for segment in segments:
+            archived[segment.node].append(segment)
+        station = layout.station_path(entry.cluster, entry.station)
+        for group, title in (
+            (layout.ROOT, layout.ROOT_TITLE),
+            (station.rsplit('/', 1)[0], layout.cluster_group(entry.cluster)[1]),
+            (station, layout.station_group(entry.station)[1]),
+        ):
+            if group in the_plan.titles and not the_plan.titles[group]:
+                the_plan.titles[group] = title
+    return archived
 
 
 def _plan_leaf(the_plan: Plan, node: str, length: int, archived: list[replay.Segment], old: Any) -> None:
@@ -299,14 +394,16 @@ def verify(the_plan: Plan, path: str, lengths: dict[str, int]) -> None:
             if n is not h5.root
         }
         if have != lengths:
-            raise Refused(
+            raise RebuildRefused(
                 f'the rebuilt file does not hold the planned nodes: {sorted(set(have) ^ set(lengths))[:5]}'
             )
         for node, pieces in the_plan.pieces.items():
             leaf = h5.get_node(node)
             for piece in pieces:
                 if not _same(_rows(leaf, piece.first, piece.first + len(piece)), piece.data):
-                    raise Refused(f'the rebuilt file differs from the plan at {node} row {piece.first}')
+                    raise RebuildRefused(
+                        f'the rebuilt file differs from the plan at {node} row {piece.first}'
+                    )
 
 
 def rebuild(
@@ -321,9 +418,19 @@ def rebuild(
     book = ledger.Ledger(data_dir)
     path = data_dir.day_file(*ledger.day_parts(day))
     with data_dir.day_lock(day, wait=True):
+        unfinished = journal.read(data_dir)
+        if unfinished is not None and day in unfinished.get('days', {}):
+            # undoing that pass cuts the file back to the node map it journaled, which a
+            # rebuild may have changed: the writer finishes or undoes it first
+            raise RebuildRefused(
+                f'pass {unfinished.get("pass")} of the writer wrote {day} and is unfinished '
+                f'({data_dir.path(WRITER_JOURNAL)} names it): start the writer, which finishes or '
+                'undoes it, then rebuild'
+            )
         settle(data_dir, book, day)  # a rebuild killed before it told the ledger
         the_plan = plan(config, data_dir, book, day)
         lost = sum(stop - start for ranges in the_plan.lost.values() for start, stop in ranges)
+        lost += sum(rows for _, rows in the_plan.dropped)
         say(
             f'day {day}: {the_plan.archive_rows} rows from the archive, {the_plan.file_rows} from the '
             f'existing file, {lost} that neither has'
@@ -331,34 +438,35 @@ def rebuild(
         for why in the_plan.unreplayable:
             say(f'  not usable: {why}')
         if the_plan.mismatches and not trust_archive:
-            raise Refused(
+            raise RebuildRefused(
                 'the archive and the existing file disagree (--trust-archive takes the '
                 'archive):\n  ' + '\n  '.join(the_plan.mismatches[:20])
             )
         lengths = dict(the_plan.nodes)
         stored = None
-        if lost:
+        if lost or the_plan.dropped:
             ranges = [
                 f'{node} rows {start}-{stop}'
                 for node, spans in sorted(the_plan.lost.items())
                 for start, stop in spans
-            ]
+            ] + [why for why, _ in the_plan.dropped]
             if not accept_loss:
-                raise Refused(
-                    'these rows are in neither the archive nor the readable file '
-                    '(--accept-loss rebuilds without them):\n  ' + '\n  '.join(ranges)
+                raise RebuildRefused(
+                    'these rows are in neither the archive nor the readable file, or cannot be '
+                    'kept (--accept-loss rebuilds without them):\n  ' + '\n  '.join(ranges)
                 )
             log.error('rebuild of %s loses %d rows: %s', day, lost, '; '.join(ranges))
-            maps = positions(the_plan)
-            stored = moved_segments(book, day, maps)
-            lengths = renumbered(the_plan, maps)
+            if the_plan.lost:  # rows gone from within nodes: the later ones move up (a whole node: none)
+                maps = positions(the_plan)
+                stored = moved_segments(book, day, maps)
+                lengths = renumbered(the_plan, maps)
         faults.need_space(
             data_dir,
             the_plan.archive_rows * 2048 + (os.path.getsize(path) if os.path.exists(path) else 0),
             f'rebuilding {day}',
         )
         new = data_dir.beside(path, 'rebuild')
-        os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+        durable.makedirs(os.path.dirname(path), mode=0o755)
         try:
             write(the_plan, new, lengths)
             verify(the_plan, new, lengths)
@@ -401,7 +509,7 @@ def run(args: argparse.Namespace) -> int:
     action.info('rebuild %s asked for by %s', ' '.join([day, *flags]), operator())
     try:
         kept = rebuild(config, day, args.accept_loss, args.trust_archive)
-    except Refused as exc:
+    except RebuildRefused as exc:
         action.warning('%s not rebuilt: %s', day, exc)
         raise Failure(f'{day} not rebuilt, the day file is as it was: {exc}') from None
     except faults.StorageFault as exc:

@@ -31,7 +31,7 @@ from types import FrameType
 
 from datastore import config as config_mod
 from datastore import ledger, writerstate
-from datastore.datadir import PARTIAL, WRITER_LOCK, WRITER_PAUSE, WRITER_STATUS, DataDir
+from datastore.datadir import INCOMING, PARTIAL, WRITER_LOCK, WRITER_PAUSE, WRITER_STATUS, DataDir
 
 from . import audit, faults, journal
 from .dayfile import DayFileDamaged, DayFileLocked
@@ -108,6 +108,8 @@ class Writer:
             outcome = self.safe_pass()
             if outcome == 'stored':
                 self.set_state('storing')
+                if not once:  # when due: a queue that never empties must not hold them off
+                    self.housekeeping()
             elif once:  # drained, or something waits
                 break
             elif outcome == 'idle':
@@ -296,6 +298,12 @@ class Writer:
     def leftovers(self) -> list[str]:
         """What ``--once`` leaves undone, one line each (empty: all stored or held by the rules)."""
         lines = []
+        queued = len(self.data_dir.queued(INCOMING))
+        if queued and self.data_dir.paused():
+            lines.append(
+                f'paused ({self.data_dir.path(WRITER_PAUSE)} exists): '
+                f'{queued} spool file(s) wait in {INCOMING}/'
+            )
         if self.reason:
             lines.append(f'waiting: {self.reason}')
         for name, why in sorted(self.passes.waits().items()):
