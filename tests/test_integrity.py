@@ -32,7 +32,7 @@ from tests.support.writer import (
     station_path,
     upload,
 )
-from writer import audit, journal, rebuild, storepass, writer_app
+from writer import audit, dayfile, journal, rebuild, storepass, writer_app
 
 WHEN = datetime.datetime(2024, 5, 17, 12, 0, 0)
 DAY = '2024-05-17'
@@ -701,3 +701,63 @@ def test_keeping_a_day_file_aside_never_overwrites_what_was_kept(site):
     second = data_dir.keep_aside(day_file, 'before-rebuild-20240517T000000Z')
     assert second != first and second == first + '.1'
     assert digest(first) == digest(second)
+
+
+# -- a writer that goes on from its own last pass ------------------------------------------------
+
+
+@pytest.mark.parametrize('how', ['truncated', 'garbage', 'metadata', 'deleted'])
+def test_a_day_file_damaged_between_two_passes_of_one_writer_is_found(site, how):
+    path, config, _ = site
+    app = writer_app.Writer(config)
+    queue(config.data_dir, factory.batch(WHEN, random.Random(31)))
+    app.run(once=True)
+    day_file = day_path(config.data_dir, WHEN)
+    damage(day_file, how)
+    before = digest(day_file) if os.path.exists(day_file) else None
+    waiting = queue(config.data_dir, factory.batch(WHEN + datetime.timedelta(hours=1), random.Random(32)))
+    app.run(once=True)
+    assert (digest(day_file) if os.path.exists(day_file) else None) == before
+    assert folder_files(config.data_dir, 'incoming') == [waiting]
+    assert list(status.gather(config)['damaged_days']) == [DAY]
+
+
+def test_a_day_file_grown_between_two_passes_of_one_writer_is_looked_at_again(site):
+    # Rows added outside the writer to a node the next pass does not touch
+    # must be adopted, or undoing that pass would cut them off again.
+    path, config, data_dir = site
+    app = writer_app.Writer(config)
+    queue(config.data_dir, factory.batch(WHEN, random.Random(33)))
+    app.run(once=True)
+    with tables.open_file(day_path(config.data_dir, WHEN), 'a') as h5:
+        singles = h5.get_node(station_path()).singles
+        singles.append(singles[:2])
+    queue(config.data_dir, factory.batch(WHEN + datetime.timedelta(hours=1), random.Random(34)), 502)
+    app.run(once=True)
+    assert ledger.Ledger(data_dir).nodes(DAY)[f'{station_path()}/singles'] == 64 + 2
+
+
+def test_a_day_file_as_the_last_pass_left_it_is_not_walked_again(site, monkeypatch):
+    # Loading every node of a day of many stations costs more than the pass:
+    # the node map the last pass recorded stands while the file is unchanged.
+    path, config, data_dir = site
+    app = writer_app.Writer(config)
+    for hour, station in enumerate((501, 502, 503)):
+        queue(
+            config.data_dir,
+            factory.batch(WHEN + datetime.timedelta(hours=hour), random.Random(hour)),
+            station,
+        )
+        app.run(once=True)
+    walks = []
+    monkeypatch.setattr(dayfile, 'node_map', lambda h5: walks.append(h5.filename))
+    queue(config.data_dir, factory.batch(WHEN + datetime.timedelta(hours=4), random.Random(35)))
+    app.run(once=True)
+    assert walks == []
+    lengths = ledger.Ledger(data_dir).nodes(DAY)
+    with tables.open_file(day_path(config.data_dir, WHEN)) as h5:
+        assert lengths == {
+            node._v_pathname: dayfile.GROUP if isinstance(node, tables.Group) else node.nrows
+            for node in h5.walk_nodes('/')
+            if node is not h5.root
+        }

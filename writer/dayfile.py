@@ -73,6 +73,7 @@ class DayFile:
         self.path = path
         self.day = day
         self.created = not os.path.exists(path)
+        self.touched: dict[str, Any] = {}  # path -> every node this found or made for writing
         durable.makedirs(os.path.dirname(path), mode=0o755)
         try:
             self.h5 = open_h5(path, 'a')
@@ -116,6 +117,7 @@ class DayFile:
         ):
             child = self._child(group, name, tables.Group)
             group = self.h5.create_group(group, name, title) if child is None else child
+            self.touched[group._v_pathname] = group
         return group
 
     # A node is falsy while it has no rows (a Leaf's len() is its nrows), so
@@ -127,6 +129,7 @@ class DayFile:
             table = self.h5.create_table(
                 group, event_type.table, layout.description(code), title=event_type.title
             )
+        self.touched[table._v_pathname] = table
         return table
 
     def blobs(self, group: tables.Group) -> tables.VLArray:
@@ -135,7 +138,22 @@ class DayFile:
             blobs = self.h5.create_vlarray(
                 group, layout.BLOBS, tables.VLStringAtom(), title=layout.BLOBS_TITLE
             )
+        self.touched[blobs._v_pathname] = blobs
         return blobs
+
+    def node_map_after(self, before: dict[str, int]) -> dict[str, int]:
+        """The node map as ``before`` (the file's when opened) and what this wrote since.
+
+        Only the nodes found or made here change, so this is what walking the
+        file would say, without loading every node of a file of many stations.
+        """
+        return {
+            **before,
+            **{
+                path: GROUP if isinstance(node, tables.Group) else int(node.nrows)
+                for path, node in self.touched.items()
+            },
+        }
 
     def close(self) -> None:
         """Flush, close and fsync: once this returns the rows are durable. Closing twice is fine.

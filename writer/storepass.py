@@ -34,6 +34,12 @@ log = logging.getLogger('writer')
 MIN_RETRY = 1.0  # seconds before a file waiting for a locked day is tried again
 DAMAGED_RETRY = 60.0  # seconds between looks at files waiting for a damaged day
 SOFT_RECHECK = 300.0  # seconds between tries to open a day file that would not open
+# A day file left as this writer's last pass closed it (same inode, size,
+# mtime and ctime) holds the node map that pass recorded: it is checked
+# against the ledger with that map instead of loading every node of it again,
+# which costs more than the pass itself once the day has many stations. A
+# full walk still comes at least this often (seconds).
+MAP_TRUST = 300.0
 
 Day = tuple[int, int, int]
 BLOBS = 'blobs'  # the segment key of a station's blobs
@@ -162,6 +168,8 @@ class Passes:
         self.suspects: list[list[str]] = []  # spool names to try alone (bisection); the ledger keeps them
         self.soft_checked: dict[str, float] = {}  # day -> monotonic time of the last try
         self.current: list[str] = []  # what the pass under way claimed
+        # day -> (the file's signature, when, its node map) as this writer's last pass left it
+        self.maps: dict[str, tuple[tuple[int, ...], float, dict[str, int]]] = {}
 
     # -- claiming -------------------------------------------------------------------
 
@@ -266,7 +274,7 @@ class Passes:
                 for spool, node, first, count in station_rows.append_to(opened[day], cluster, station_id):
                     segments[spool].append((day, node, first, count))
             for day, state in days.items():
-                after[day] = state.file.node_map()  # type: ignore[union-attr]
+                after[day] = state.file.node_map_after(state.nodes)  # type: ignore[union-attr]
         finally:
             for state in days.values():
                 if state.file is not None:
@@ -290,6 +298,8 @@ class Passes:
             ],
             after,
         )
+        for day, state in days.items():
+            self.maps[day] = (_signature(state.path), time.monotonic(), after[day])
         journal.finish(self.data_dir, {'spool': names, 'stored': today}, self.config.archive_days)
         journal.remove(self.data_dir)
         for f in ready:
@@ -413,9 +423,12 @@ class Passes:
             if known:
                 raise DayFileDamaged(f'the day file is gone: the ledger knows {len(known)} nodes of it')
             return DayState(day, path, new=True, nodes={})
+        left = self.maps.pop(day, None)  # taken: a pass that fails leaves none behind
+        # before opening: HDF5 marks a file open for writing in its superblock
+        unchanged = left and left[0] == _signature(path) and time.monotonic() - left[1] < MAP_TRUST
         day_file = DayFile(path, day)
         try:
-            actual = day_file.node_map()
+            actual = left[2] if left and unchanged else day_file.node_map()
         except BaseException:
             day_file.h5.close()
             raise
@@ -435,6 +448,12 @@ class Passes:
                 'day file %s grew outside this writer (%s); adopting it as it is', day, ', '.join(grown[:5])
             )
         return DayState(day, path, new=False, nodes=actual, file=day_file)
+
+
+def _signature(path: str) -> tuple[int, ...]:
+    """What changes whenever anything writes, replaces or truncates the file."""
+    found = os.stat(path)
+    return (found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns, found.st_ctime_ns)
 
 
 def _size(path: str) -> int:
