@@ -1,9 +1,9 @@
-"""Run the benchmarks: ``python -m benchmarks [upload] [writer] [integrity]`` (default all)."""
+"""Run the benchmarks: ``python -m benchmarks [upload] [writer] [integrity] [shape]`` (default all)."""
 
 import importlib
 import sys
 
-PARTS = ('upload', 'writer', 'integrity')
+PARTS = ('upload', 'writer', 'integrity', 'shape')
 
 
 def main(argv=None):
