@@ -1,4 +1,4 @@
-"""What integrity costs: recovery time against day-file size, and an audit of a network's day.
+"""What integrity costs: recovery time against day-file size, and audit time against days audited.
 
 Recovery: a day file of the given size is filled by the writer from real
 spool files (12 stations, 100-event batches, 4 traces per CIC event), a
@@ -6,8 +6,8 @@ writer is then SIGKILLed inside a pass of its own (frozen first, to be sure),
 and ``journal.recover`` is timed: the verified copy of the day file without
 the pass's rows (write beside, compare every kept row, fsync, rename).
 
-Audit: a day of a 100-station network as the endpoint and the writer record
-it: every station a 100-event batch a minute (144,000 batches), each in the
+Audit: a day (and three days) of a 100-station network as the endpoint and the
+writer record it: every station a 100-event batch a minute (144,000 batches), each in the
 batch record and in the ledger with its rows in the day file. The records are
 written directly (storing 14 million events first would take the benchmark's
 whole time); the day file has every node at its recorded length (rows
@@ -103,30 +103,39 @@ def recovery(base, size_mb):
     return size, seconds
 
 
-def network_day(base, stations=100, per_station=1440):
-    """The records of a day of ``stations`` stations sending a batch a minute; return (config, data_dir)."""
-    data_dir = datadir.DataDir(os.path.join(base, 'network'))
+def network_days(base, days=1, stations=100, per_station=1440):
+    """Records of ``days`` days of ``stations`` stations sending a batch a minute: (config, data_dir)."""
+    data_dir = datadir.DataDir(os.path.join(base, f'network-{days}'))
     data_dir.ensure()
     config = write_config(base, data_dir.root, os.path.join(base, 'log'))
-    day = ledger.day_key(DAY.year, DAY.month, DAY.day)
-    start = DAY.timestamp()
     batches, spools, stored = [], [], []
-    lengths = {}
-    for s in range(stations):
-        station = 1000 + s
-        path = layout.station_path('Bench', station)
-        for k in range(per_station):
-            name = f'{int(start) + 60 * k:020d}_{station}_1_{k:08x}'
-            batches.append(
-                (station, f'{s:08x}{k:024x}', start + 60 * k, 100, json.dumps([['incoming', name, 100]]))
-            )
-            spools.append((name, k, station, 'Bench', 100, 100, 0, None, start + 60 * k))
-            stored += [
-                (name, day, f'{path}/events', 36 * k, 36),
-                (name, day, f'{path}/singles', 64 * k, 64),
-                (name, day, f'{path}/blobs', 144 * k, 144),
-            ]
-        lengths[path] = (36 * per_station, 64 * per_station, 144 * per_station)
+    for d in range(days):
+        when = DAY + datetime.timedelta(days=d)
+        day = ledger.day_key(when.year, when.month, when.day)
+        start = when.timestamp()
+        lengths = {}
+        for s in range(stations):
+            station = 1000 + s
+            path = layout.station_path('Bench', station)
+            for k in range(per_station):
+                name = f'{int(start) + 60 * k:020d}_{station}_1_{k:08x}'
+                batches.append(
+                    (
+                        station,
+                        f'{d:04x}{s:04x}{k:024x}',
+                        start + 60 * k,
+                        100,
+                        json.dumps([['incoming', name, 100]]),
+                    )
+                )
+                spools.append((name, k, station, 'Bench', 100, 100, 0, None, start + 60 * k))
+                stored += [
+                    (name, day, f'{path}/events', 36 * k, 36),
+                    (name, day, f'{path}/singles', 64 * k, 64),
+                    (name, day, f'{path}/blobs', 144 * k, 144),
+                ]
+            lengths[path] = (36 * per_station, 64 * per_station, 144 * per_station)
+        day_file(data_dir.day_file(when.year, when.month, when.day), lengths)
     with sqlite3.connect(data_dir.path(datadir.RECEIVED)) as db:
         db.execute(
             'CREATE TABLE batches (id INTEGER PRIMARY KEY, station INTEGER, checksum TEXT, '
@@ -140,7 +149,11 @@ def network_day(base, stations=100, per_station=1440):
     with book.transaction() as db:
         db.executemany('INSERT INTO spools VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)', spools)
         db.executemany('INSERT INTO stored VALUES (?, ?, ?, ?, ?)', stored)
-    path = data_dir.day_file(DAY.year, DAY.month, DAY.day)
+    return config_mod.load(config), data_dir
+
+
+def day_file(path, lengths):
+    """A day file with every station's nodes at the given lengths (rows zero-filled)."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with tables.open_file(path, 'w') as h5:
         for station_path, (events, singles, blobs) in lengths.items():
@@ -156,23 +169,23 @@ def network_day(base, stations=100, per_station=1440):
             h5.create_earray(group, 'blobs', tables.UInt8Atom(), (0,), expectedrows=blobs).append(
                 np.zeros(blobs, np.uint8)
             )
-    return config_mod.load(config), data_dir
 
 
-def audit_day(base):
+def audit_days(base, days):
     started = time.perf_counter()
-    config, data_dir = network_day(base)
+    config, data_dir = network_days(base, days)
     built = time.perf_counter() - started
     started = time.perf_counter()
     result = audit.audit(config, data_dir, ledger.Ledger(data_dir), since=0)
     seconds = time.perf_counter() - started
-    if result.batches != 144_000 or result.unaccounted:
+    if result.batches != 144_000 * days or result.unaccounted:
         raise RuntimeError(f'{result.batches} batches, unaccounted: {result.unaccounted[:3]}')
     print(
-        f'audit of a day of a 100-station network ({result.batches:,} batches, records built in '
+        f'audit of {days} day(s) of a 100-station network ({result.batches:,} batches, records built in '
         f'{built:.0f} s): {seconds:.1f} s, {result.batches / seconds:,.0f} batches/s',
         flush=True,
     )
+    shutil.rmtree(data_dir.root, ignore_errors=True)
     return seconds
 
 
@@ -180,10 +193,17 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     base = tempfile.mkdtemp(prefix='hisparc-integrity-bench-')
     try:
-        sizes = [100, 1000] if '--quick' not in argv else [100]
-        for size in sizes:
-            recovery(base, size)
-        audit_day(base)
+        sizes = [100, 300, 1000] if '--quick' not in argv else [100]
+        recovered = [recovery(base, size) for size in sizes]
+        (small, small_s), (large, large_s) = recovered[0], recovered[-1]
+        print(
+            f'recovery time, largest / smallest: {large_s / small_s:.1f}x for {large / small:.1f}x the size'
+        )
+        audited = {days: audit_days(base, days) for days in ((1, 3) if '--quick' not in argv else (1,))}
+        if len(audited) > 1:
+            print(
+                f'audit time, 3 days / 1 day: {audited[3] / audited[1]:.2f}x for 3x the batches', flush=True
+            )
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
