@@ -2,10 +2,12 @@
 
 import datetime
 import pickle
+import random
+import time
 
 import pytest
 
-from datastore import py2pickle, safepickle
+from datastore import factory, py2pickle, safepickle
 from datastore.safepickle import PickleRefused
 
 WHEN = datetime.datetime(2024, 3, 1, 12, 30, 5, 250000)
@@ -119,3 +121,109 @@ def test_bytes_after_the_stop_opcode_are_refused():
     assert safepickle.loads(data) == [1, 2]
     with pytest.raises(PickleRefused, match='after the end'):
         safepickle.loads(data + b"cos\nsystem\n(S'echo'\ntR.")
+
+
+# -- uploads: unpickled in time bounded by their size ----------------------------------------
+
+
+def _realistic():
+    return factory.every_type(WHEN, random.Random(5)) + factory.batch(WHEN, random.Random(5))
+
+
+@pytest.mark.parametrize('protocol', range(pickle.HIGHEST_PROTOCOL + 1))
+def test_an_upload_of_every_protocol_loads_as_a_spool_file_does(protocol):
+    data = pickle.dumps(_realistic(), protocol=protocol)
+    assert safepickle.loads_upload(data) == safepickle.loads(data) == _realistic()
+
+
+@pytest.fixture
+def c_only(monkeypatch):
+    """Uploads read by Python's unpickler (10 to 30 times slower) fail the test."""
+
+    def slow(data):
+        raise AssertionError('read by the Python unpickler')
+
+    monkeypatch.setattr(safepickle, '_CheckedUnpickler', slow)
+
+
+def test_real_uploads_of_every_flavour_take_the_c_unpickler(c_only):
+    events = [*_realistic(), *[[py2pickle.NumpyScalar(625, 'i4'), py2pickle.NumpyScalar(0.5, 'f8')]]]
+    data = py2pickle.dumps(events)
+    assert safepickle.loads_upload(data) == safepickle.loads(data)
+    for protocol in range(pickle.HIGHEST_PROTOCOL + 1):
+        assert safepickle.loads_upload(pickle.dumps(_realistic(), protocol=protocol)) == _realistic()
+
+
+def test_python3_numpy_scalars_take_the_c_unpickler(c_only):
+    numpy = pytest.importorskip('numpy')
+    for protocol in range(pickle.HIGHEST_PROTOCOL + 1):
+        data = pickle.dumps([numpy.int32(972), numpy.float64(2.5), numpy.uint16(7)], protocol=protocol)
+        assert safepickle.loads_upload(data) == [972, 2.5, 7]
+
+
+def test_every_captured_upload_takes_the_c_unpickler(captures, c_only):
+    for path in sorted((captures / 'upload').iterdir()):
+        data = path.read_bytes()
+        assert safepickle.loads_upload(data) == safepickle.loads(data), path.name
+
+
+@pytest.mark.parametrize('framed', [False, True], ids=['protocol 2', 'protocol 4, one frame'])
+def test_a_pickle_that_python_reads_too_long_is_refused(monkeypatch, framed):
+    monkeypatch.setattr(safepickle, 'PYTHON_SECONDS', 0.1)
+    # two million one-byte opcodes (the C unpickler's), then a LONG1 of 9 bytes (Python's)
+    body = b']' + b'}a' * 1_000_000 + b'\x8a\x09' + bytes(9) + b'a.'
+    flood = b'\x80\x04\x95' + len(body).to_bytes(8, 'little') + body if framed else b'\x80\x02' + body
+    started = time.monotonic()
+    with pytest.raises(PickleRefused, match=r'unpickling takes over 0.1 s'):
+        safepickle.loads_upload(flood)
+    assert time.monotonic() - started < 0.5
+
+
+def test_the_keys_of_real_events_are_all_text():
+    keys = [key for event in _realistic() for key in [*event, *event['header']]]
+    keys += [key for event in _realistic() for item in event['datalist'] for key in item]
+    assert {type(key) for key in keys} == {str}
+
+
+@pytest.mark.parametrize(
+    'key, protocol',
+    [
+        *(((1, 0.5), protocol) for protocol in range(pickle.HIGHEST_PROTOCOL + 1)),
+        *((2**64, protocol) for protocol in range(pickle.HIGHEST_PROTOCOL + 1)),
+        (frozenset({1}), 4),  # below protocol 4 a frozenset is a global, refused anyway
+        (frozenset({1}), 5),
+    ],
+)
+def test_an_upload_with_a_key_whose_hash_a_sender_can_choose_is_refused(key, protocol):
+    data = pickle.dumps([{key: 1}], protocol=protocol)
+    assert safepickle.loads(data) == [{key: 1}]  # a spool file may: only the endpoint writes them
+    with pytest.raises(PickleRefused, match=r'dict key of type|a set'):
+        safepickle.loads_upload(data)
+
+
+@pytest.mark.parametrize('key', ['text', b'bytes', 7, -(2**63), 2.5, None, True, WHEN])
+def test_keys_whose_hash_no_sender_chooses_are_taken(key):
+    for protocol in range(pickle.HIGHEST_PROTOCOL + 1):
+        assert safepickle.loads_upload(pickle.dumps([{key: 1}], protocol=protocol)) == [{key: 1}]
+
+
+def test_a_numpy_dtype_state_that_is_not_numpys_is_refused():
+    # BUILD keeps its state in the memo (p9), from where it could come back as a key
+    foreign = b"cnumpy\ndtype\n(S'i4'\nI0\nI1\ntR(I1\nF0.5\ntp9\nb."
+    with pytest.raises(PickleRefused, match='unexpected state'):
+        safepickle.loads_upload(foreign)
+
+
+def test_a_pickle_that_ends_inside_an_opcode_is_refused():
+    data = pickle.dumps(['x' * 1000], protocol=4)
+    with pytest.raises(PickleRefused, match='ends inside an opcode'):
+        safepickle.loads_upload(data[:-100])
+
+
+@pytest.mark.parametrize('microsecond', [b'\xff\xff\xff', b'\x0f\x42\x40'], ids=['16777215', '1000000'])
+def test_a_datetime_of_a_million_microseconds_or_more_is_impossible(microsecond):
+    state = b'\x07\xe8\x0c\x1f\x17\x3b\x3b' + microsecond  # 2024-12-31 23:59:59
+    (when,) = safepickle.loads_upload(py2pickle.dumps([safepickle.ImpossibleTime(state)]))
+    assert when == safepickle.ImpossibleTime(state)
+    (last,) = safepickle.loads_upload(py2pickle.dumps([datetime.datetime(2024, 12, 31, 23, 59, 59, 999_999)]))
+    assert last == datetime.datetime(2024, 12, 31, 23, 59, 59, 999_999)
