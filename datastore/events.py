@@ -22,6 +22,14 @@ An event that shares one with an earlier event (a "shared-reference bomb")
 is held, so the events sent on are trees too and this check stays linear in
 the size of the pickle.
 
+A value may be shared (a pickle's memo makes one string of many references),
+but the writer decodes every reference: 5,000 events whose traces are one
+1 MB string are a 1.5 MB pickle that stands for 5 GB. Every distinct str or
+bytes value takes at least its length in the pickle, so a batch whose sound
+events' datalists reference more than ``AMPLIFICATION`` times the length of
+their distinct text values (plus ``AMPLIFICATION_MARGIN``) is held whole, or
+refused.
+
 Events that are not sound are held in ``suspicious/`` for review, with the
 reason ``Rule.reason`` gives.
 """
@@ -30,9 +38,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import itertools
+import math
+import operator
 from typing import Any
 
-from .safepickle import ImpossibleTime
+from .safepickle import ImpossibleTime, PickleRefused
 
 SCALARS = frozenset({int, float, bool, str, bytes})
 _HEADER: dict[str, frozenset[type]] = {
@@ -45,6 +56,16 @@ NS_PER_S = 1_000_000_000
 Held = tuple[Any, str]  # (event, why it is held)
 SHARED = 'shares an object with an earlier event (not a tree)'
 
+AMPLIFICATION = 4  # real batches reference their text about once (py2event: a trace twice)
+AMPLIFICATION_MARGIN = 1 << 20  # characters: what any batch may reference, shared or not
+_TEXT = frozenset({str, bytes})
+_DATA = operator.itemgetter('data')
+_DATALIST = operator.itemgetter('datalist')
+
+
+class Amplified(PickleRefused):
+    """A batch whose shared values stand for far more than its pickle (an upload's ``208``)."""
+
 
 @dataclasses.dataclass(frozen=True)
 class Rule:
@@ -54,11 +75,13 @@ class Rule:
     max_future: float = 1.0
 
     def split(
-        self, event_list: list[Any], now: datetime.datetime | None = None
+        self, event_list: list[Any], now: datetime.datetime | None = None, *, refuse_amplified: bool = False
     ) -> tuple[list[Any], list[Held]]:
         """(sound events, [(held event, reason)]) of ``event_list``, each in upload order.
 
-        ``now``: the server's clock as naive UTC (default: now).
+        ``now``: the server's clock as naive UTC (default: now). A batch whose
+        shared values stand for far more than its pickle is held whole, or with
+        ``refuse_amplified`` (the endpoint) refused: Amplified.
         """
         now = now or datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
         latest = now + datetime.timedelta(days=self.max_future)
@@ -71,7 +94,12 @@ class Rule:
                 good.append(event)
             else:
                 held.append((event, self.reason(event, latest, walked)))
-        return good, held
+        why = amplification(good)
+        if why is None:
+            return good, held
+        if refuse_amplified:
+            raise Amplified(why)
+        return [], [(event, why) for event in event_list]
 
     def reason(self, event: Any, latest: datetime.datetime, walked: set[int] | None = None) -> str:
         """Why ``event`` is not sound, in a few words (the slow path: held events only).
@@ -108,7 +136,7 @@ class Rule:
             return f"dated {when}, more than {self.max_future:g} day(s) after the server's clock"
         nanoseconds = header.get('nanoseconds', 0)
         if not 0 <= nanoseconds < NS_PER_S:
-            return f'nanoseconds {nanoseconds} outside 0 to 999,999,999'
+            return f'nanoseconds {readable(nanoseconds)} outside 0 to 999,999,999'
         for item in datalist:
             if (
                 type(item) is not dict
@@ -154,3 +182,38 @@ def _is_sound(event: Any, minimum_year: int, latest: datetime.datetime, seen: se
     before = len(seen)
     seen.update(map(id, datalist))
     return len(seen) == before + len(datalist)
+
+
+def amplification(good: list[Any]) -> str | None:
+    """Why the text values of the sound events ``good`` stand for far more than their pickle, or None.
+
+    Only the datalists count: their values are what the writer stores. The
+    sum runs at C speed (``length_hint`` is a str's or bytes' length, 0 for a
+    number): the screening's hot path. Only a batch that references more than
+    AMPLIFICATION_MARGIN characters has its distinct values counted.
+    """
+    values = itertools.chain.from_iterable(map(map, itertools.repeat(_DATA), map(_DATALIST, good)))
+    referenced = sum(map(operator.length_hint, values))
+    if referenced <= AMPLIFICATION_MARGIN:
+        return None
+    texts = {
+        id(value): value for event in good for value in map(_DATA, event['datalist']) if type(value) in _TEXT
+    }
+    distinct = sum(map(len, texts.values()))
+    if referenced <= AMPLIFICATION * distinct + AMPLIFICATION_MARGIN:
+        return None
+    return (
+        f'text values shared so that they stand for {referenced:,} characters, '
+        f'{referenced / max(distinct, 1):,.0f} times the {distinct:,} the pickle holds'
+    )
+
+
+def readable(number: int) -> str:
+    """``number`` as text, shortened to 1.00e+5000 beyond 20 digits (CPython writes at most 4,300)."""
+    if -(10**20) < number < 10**20:
+        return str(number)
+    exponent = math.log10(abs(number))  # exact enough for any int, and linear in its size
+    mantissa, whole = round(10 ** (exponent % 1), 2), math.floor(exponent)
+    if mantissa >= 10:
+        mantissa, whole = mantissa / 10, whole + 1
+    return f'{"-" if number < 0 else ""}{mantissa:.2f}e+{whole}'

@@ -116,3 +116,68 @@ def test_a_shared_reference_bomb_is_not_walked():
     events = [{'header': _event()['header'], 'datalist': datalist}] * 10**6
     good, suspicious = split(events, 2020)
     assert good == [] and len(suspicious) == 10**6
+
+
+# -- shared values that stand for far more than the pickle ---------------------------------
+
+
+def _shared(trace, events=300):
+    return [
+        {
+            'header': {'eventtype_uploadcode': 'CIC', 'datetime': WHEN + datetime.timedelta(seconds=i)},
+            'datalist': [{'data_uploadcode': 'TR1', 'data': trace}, {'data_uploadcode': 'PH1', 'data': i}],
+        }
+        for i in range(events)
+    ]
+
+
+def test_a_batch_whose_text_is_shared_far_beyond_its_pickle_is_held_whole():
+    shared = _shared('x' * 20_000)  # 6 MB referenced, 20 kB distinct
+    good, held = events.Rule(2020).split(shared)
+    assert good == [] and [event for event, _ in held] == shared
+    (reason,) = {reason for _, reason in held}
+    assert reason == (
+        'text values shared so that they stand for 6,000,000 characters, '
+        '300 times the 20,000 the pickle holds'
+    )
+
+
+def test_the_endpoint_refuses_such_a_batch_with_208():
+    with pytest.raises(events.Amplified) as refused:
+        events.Rule(2020).split(_shared('x' * 20_000), refuse_amplified=True)
+    assert refused.value.code == '208'
+
+
+def test_text_shared_within_the_bound_is_sound():
+    within = _shared('x' * 3_000)  # 900 kB referenced: within the margin, however shared
+    assert split(within, 2020) == (within, [])
+    distinct = _shared('')
+    for event in distinct:
+        event['datalist'][0]['data'] = str(event['datalist'][1]['data']) * 5_000  # 4 MB, each its own
+    assert split(distinct, 2020) == (distinct, [])
+
+
+def test_a_trace_sent_twice_per_event_as_stations_do_is_sound():
+    batch = factory.batch(WHEN, random.Random(4), mix=(('CIC', 1000),))
+    for event in batch:  # py2event: TR2 is the same string object as TR1
+        data = {item['data_uploadcode']: item for item in event['datalist']}
+        data['TR2']['data'] = data['TR1']['data']
+    assert split(batch, 2020) == (batch, [])
+
+
+# -- readable reasons ----------------------------------------------------------------------
+
+
+def test_a_huge_nanoseconds_gives_a_readable_reason():
+    event = _event(nanoseconds=10**5000)  # str() of it raises ValueError
+    _, held = events.Rule(2020).split([event])
+    assert held == [(event, 'nanoseconds 1.00e+5000 outside 0 to 999,999,999')]
+
+
+@pytest.mark.parametrize(
+    'number, text',
+    [(0, '0'), (-(10**19), '-10000000000000000000'), (10**20, '1.00e+20'), (123 * 10**4998, '1.23e+5000')],
+    ids=['0', '-10**19', '10**20', '1.23e+5000'],
+)
+def test_numbers_too_long_to_print_are_shortened(number, text):
+    assert events.readable(number) == text
