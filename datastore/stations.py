@@ -1,5 +1,7 @@
 """The station list: ``number,cluster,password`` per line, no header.
 
+A password is taken as it is (spaces too), but never an empty or blank one.
+
 Station numbers and cluster names become HDF5 node and file system names
 (``/hisparc/cluster_amsterdam/station_501``), so only those that can be one
 name there are accepted, here and wherever a spool file carries them.
@@ -45,6 +47,13 @@ def cluster_problem(name: str) -> str | None:
     return None
 
 
+def password_problem(password: str) -> str | None:
+    """Why ``password`` cannot be a station's, or None: anyone can post an empty or blank one."""
+    if not password.strip():
+        return 'empty password' if not password else 'blank password'
+    return None
+
+
 def parse(text: str) -> tuple[dict[int, Station], list[tuple[int, str]]]:
     """Parse the list; return ({number: Station}, [(line number, problem)]).
 
@@ -62,7 +71,7 @@ def parse(text: str) -> tuple[dict[int, Station], list[tuple[int, str]]]:
             problems.append((lineno, f'expected number,cluster,password; got {len(parts)} fields'))
             continue
         number, cluster, password = parts[0].strip(), parts[1].strip(), parts[2]
-        problem = number_problem(number) or cluster_problem(cluster)
+        problem = number_problem(number) or cluster_problem(cluster) or password_problem(password)
         if problem:
             problems.append((lineno, problem))
             continue

@@ -88,6 +88,15 @@ spawned); well within the Windows client's 600 s read timeout, so the
 station soon retries.""", (
         ('harakiri', '300'),
     )),
+    ("""\
+A worker whose resident memory passes this many MB is killed and replaced,
+even mid-request (the master looks every few seconds): behind the bound the
+upload endpoint sets itself (32 times the pickle plus 50 MB, which it can set
+only while the worker runs one thread). A worker holds about 30 MB, 160 MB
+while it takes a 12 MB upload; the largest upload the default [General]
+max_upload_bytes lets in (16 MiB) may need 650.""", (
+        ('evil-reload-on-rss', '1024'),
+    )),
 )
 
 WRITER = ("""\

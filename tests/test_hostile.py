@@ -1,20 +1,31 @@
-"""Hostile input, in process: one test per attack (the same under a real uWSGI: test_wsgi_uwsgi.py).
+"""Hostile input, in process: one test per attack (the same under a real uWSGI: test_hostile_uwsgi.py).
 
-No station writes as another, no small upload takes a worker's memory, no
-station-list line takes the others down, no impossible time is stored as a
-real one.
+No station writes as another, no small upload takes a worker's memory or
+time, no batch makes the writer decode far more than it was sent, no
+station-list line takes the others down or lets anyone in, no impossible
+time is stored as a real one.
 """
 
 import datetime
+import pathlib
 import pickle
+import time
 
 import pytest
 
 from datastore import datadir, py2pickle, safepickle, spoolfile
 from datastore import events as events_rule
+from datastore.cli import check_config
 from tests.support.endpoint import PASSWORD, Endpoint
-from tests.support.pickles import BOMBS, IMPOSSIBLE, batch, event_at, writes_as_another
+from tests.support.pickles import BOMBS, IMPOSSIBLE, batch, event_at, shared_trace, writes_as_another
 from tests.support.writer import drain, folder_files, queue
+
+MB = 1 << 20
+
+
+def data_dir_of(config_path):
+    return str(pathlib.Path(config_path).parent / 'datastore')
+
 
 # -- no station writes as another ----------------------------------------------------------
 
@@ -55,11 +66,47 @@ def test_an_allocation_bomb_is_refused_and_the_next_upload_is_fine(ep, name):
     assert ep.upload(batch()) == '100'
 
 
+@pytest.mark.parametrize('name', [name for name in BOMBS if 'keys of one hash' in name])
+def test_dict_keys_of_one_hash_are_refused_in_well_under_a_second(ep, name):
+    started = time.monotonic()
+    assert ep.upload(BOMBS[name]) == '208'  # 5 s or more if unpickled as they are
+    assert time.monotonic() - started < 1.0
+    assert 'whose hash could be chosen' in ep.log()
+
+
+@pytest.mark.parametrize('pickled', [b'(lp3000000\n.', b']r\xc0\xc6\x2d\x00.'], ids=['PUT', 'LONG_BINPUT'])
+def test_a_memo_index_beyond_what_the_pickle_can_hold_is_refused(ep, pickled):
+    assert ep.upload(pickled) == '208'  # 48 MB of memo otherwise, within the address-space bound
+    assert f'memo index 3,000,000 beyond what a pickle of {len(pickled)} bytes can hold' in ep.log()
+
+
 def test_unpickling_has_no_more_address_space_than_32_times_the_pickle():
     fits = pickle.dumps([[] for _ in range(200_000)], protocol=4)  # about 20x its size
     assert len(safepickle.loads(fits)) == 200_000
     with pytest.raises(safepickle.PickleRefused, match='more memory than 32 times'):
         safepickle.loads(BOMBS['a million empty sets'])
+
+
+# -- no batch makes the writer decode far more than it was sent --------------------------
+
+
+def test_a_batch_whose_shared_values_stand_for_far_more_than_its_pickle_is_refused(ep):
+    pickled = py2pickle.dumps(shared_trace())  # the trace once, then 4,999 references to it
+    assert len(pickled) < 2 * MB
+    assert ep.upload(pickled) == '208'
+    assert ep.files(datadir.INCOMING) == [] == ep.files(datadir.SUSPICIOUS)
+    assert 'text values shared so that they stand for 5,242,880,000 characters' in ep.log()
+
+
+def test_the_writer_holds_such_a_spool_file_from_elsewhere_in_suspicious(make_config, caplog):
+    path = make_config()
+    data_dir = data_dir_of(path)
+    name = queue(data_dir, shared_trace())  # pickled with its memo: about 1.5 MB
+    drain(path)
+    assert folder_files(data_dir, 'suspicious') == [f'{name}-unfit']
+    assert len(spoolfile.load(f'{data_dir}/suspicious/{name}-unfit')['event_list']) == 5000
+    assert not pathlib.Path(data_dir, '2024').exists()  # nothing decoded, nothing stored
+    assert 'text values shared so that they stand for 5,242,880,000 characters' in caplog.text
 
 
 # -- the allow-list, pinned ----------------------------------------------------------------
@@ -103,6 +150,8 @@ def test_a_checksum_one_hex_digit_off_anywhere_is_refused(ep):
         '503,,pw',
         '503;Utrecht;pw',
         '50 3,Utrecht,pw',
+        '503,Utrecht,',
+        '503,Utrecht, \t',
     ],
 )
 def test_a_bad_station_line_is_skipped_with_its_number_and_the_others_upload(make_config, line):
@@ -110,6 +159,15 @@ def test_a_bad_station_line_is_skipped_with_its_number_and_the_others_upload(mak
     assert ep.upload(batch()) == '100'
     assert ep.upload(batch(2), station=502, password='pa ss') == '100'
     assert 'line 2 skipped' in ep.log()
+
+
+def test_a_station_listed_with_an_empty_password_cannot_be_uploaded_as(make_config):
+    path = make_config(stations=f'501,Amsterdam,{PASSWORD}\n502,Utrecht,\n')
+    ep = Endpoint(path)
+    assert ep.upload(batch(), station=502, password='') == '206'  # skipped: not a station at all
+    assert 'line 2 skipped: empty password' in ep.log()
+    found, _ = check_config.problems(path)
+    assert f'{pathlib.Path(path).parent}/station_list.csv line 2: empty password' in found
 
 
 def test_a_password_may_hold_any_character_but_a_comma_or_newline(make_config):
@@ -146,12 +204,25 @@ def test_nanoseconds_outside_a_second_and_a_clock_in_the_future_are_held(ep):
     assert "dated 2099-01-01 00:00:00, more than 1 day(s) after the server's clock" in log
 
 
-def test_the_writer_holds_impossible_times_in_spool_files_from_elsewhere(make_config):
+@pytest.mark.parametrize(
+    'nanoseconds, text', [(10**200, '1.00e+200'), (-(10**5000), '-1.00e+5000')], ids=['LONG1', 'LONG4']
+)
+def test_a_huge_nanoseconds_is_held_with_a_readable_reason(ep, nanoseconds, text):
+    good = batch()
+    pickled = pickle.dumps([*good, event_at(nanoseconds=nanoseconds)], protocol=2)  # LONG1, LONG4
+    assert ep.upload(pickled) == '100'
+    assert ep.spooled(datadir.SUSPICIOUS)[0]['event_list'][0]['header']['nanoseconds'] == nanoseconds
+    assert ep.spooled(datadir.INCOMING)[0]['event_list'] == good
+    assert f'1 in suspicious/ (nanoseconds {text} outside 0 to 999,999,999)' in ep.log()
+
+
+def test_the_writer_holds_impossible_times_in_spool_files_from_elsewhere(make_config, caplog):
     path = make_config()
-    data_dir = str(datadir.DataDir(str(__import__('pathlib').Path(path).parent / 'datastore')).root)
+    data_dir = data_dir_of(path)
     good = batch()
     bad = [
         event_at(IMPOSSIBLE['a leap second'][0]),
+        event_at(IMPOSSIBLE['microsecond bytes ff ff ff'][0]),
         event_at(nanoseconds=4 * 10**9),
         event_at(when=datetime.datetime(2099, 1, 1)),
     ]
@@ -160,8 +231,18 @@ def test_the_writer_holds_impossible_times_in_spool_files_from_elsewhere(make_co
     (held,) = folder_files(data_dir, 'suspicious')
     assert held == f'{name}-unfit'
     record = spoolfile.load(f'{data_dir}/suspicious/{held}')
-    assert len(record['event_list']) == 3
-    assert not __import__('os').path.exists(f'{data_dir}/2099')
+    assert len(record['event_list']) == 4
+    assert not pathlib.Path(data_dir, '2099').exists()
+    assert 'impossible datetime 2024-12-31 23:59:59.16777215' in caplog.text
+
+
+def test_the_writer_holds_a_huge_nanoseconds_with_a_readable_reason(make_config, caplog):
+    path = make_config()
+    data_dir = data_dir_of(path)
+    name = queue(data_dir, [*batch(), event_at(nanoseconds=10**5000)])  # LONG4
+    drain(path)
+    assert folder_files(data_dir, 'suspicious') == [f'{name}-unfit']
+    assert 'nanoseconds 1.00e+5000 outside 0 to 999,999,999' in caplog.text
 
 
 def test_the_rule_reads_a_naive_datetime_as_utc_and_max_future_from_the_config(make_config):

@@ -1,5 +1,8 @@
 """Hostile input under a real uWSGI with the production options (examples/uwsgi.ini), over real sockets."""
 
+import contextlib
+import datetime
+import http.client
 import pathlib
 import pickle
 import socket
@@ -7,7 +10,8 @@ import time
 
 import pytest
 
-from datastore import datadir, py2pickle, spoolfile
+from datastore import config as config_mod
+from datastore import datadir, py2pickle, safepickle, spoolfile, uwsgi_ini
 from tests.support import uwsgi_server
 from tests.support.pickles import BOMBS, IMPOSSIBLE, batch, event_at, writes_as_another
 from tests.support.uwsgi_server import upload_body
@@ -94,6 +98,52 @@ def test_allocation_bombs_are_refused_within_a_second_and_the_worker_stays_small
             assert memory(worker, 'VmHWM') - before <= 32 * len(body) + 50 * MB, name
         assert server.post(upload_body(501, 's3cret', py2pickle.dumps(batch(2)))) == '100'
     assert len(records(data_dir)) == 2
+
+
+def test_the_worker_memory_limit_is_above_what_the_largest_upload_may_take():
+    (limit,) = [
+        value for _, options in uwsgi_ini.GROUPS for name, value in options if name == 'evil-reload-on-rss'
+    ]
+    worker = 30 * MB  # what a worker holds before it unpickles
+    largest = config_mod.default('max_upload_bytes')  # read once and decoded once more
+    needs = worker + 2 * largest + safepickle.MEMORY_FACTOR * largest + safepickle.MEMORY_MARGIN
+    assert needs < int(limit) * MB < 2 * needs
+
+
+def copies(events, times):
+    """``times`` distinct copies of ``events``, a day apart (cheaper than making new traces)."""
+    return [
+        {
+            'header': {
+                **event['header'],
+                'datetime': event['header']['datetime'] + datetime.timedelta(days=n),
+            },
+            'datalist': [
+                {**item, 'data': f'{item["data"]}{n}' if isinstance(item['data'], str) else item['data']}
+                for item in event['datalist']
+            ],
+        }
+        for n in range(times)
+        for event in events
+    ]
+
+
+def test_a_worker_past_the_memory_limit_is_killed_and_replaced(make_config):
+    configfile = make_config()
+    big = pickle.dumps(copies(batch(), 100), protocol=4)  # 10 MB: 150 MB at its peak, 50 MB after
+    # the production limit, lowered so that this real upload passes it (a worker holds 30 MB before)
+    options = ('--evil-reload-on-rss', '40', '--mem-collector-freq', '1')
+    with uwsgi_server.running(configfile, *options, processes=1) as server:
+        assert server.post(upload_body(501, 's3cret', py2pickle.dumps(batch()))) == '100'
+        (worker,) = workers(server.process.pid)
+        with contextlib.suppress(http.client.HTTPException, OSError):  # killed while it unpickles, or after
+            server.post(upload_body(501, 's3cret', big), timeout=60)
+        deadline = time.monotonic() + 15
+        while 'EVIL RELOAD ON WORKER 1' not in server.log() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert 'EVIL RELOAD ON WORKER 1' in server.log()
+        assert server.post(upload_body(501, 's3cret', py2pickle.dumps(batch(2)))) == '100'
+        assert workers(server.process.pid) != [worker]
 
 
 def test_impossible_times_are_held_not_stored(site):

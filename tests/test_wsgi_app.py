@@ -310,6 +310,13 @@ def test_the_body_limit_is_exact_and_a_body_over_it_is_dropped_unparsed(endpoint
     assert post_raw(ep, huge, len(huge)) == ('400', 2 * len(body))  # dropped up to twice the limit
 
 
+def test_a_content_length_of_5000_digits_answers_400_with_one_log_line(ep):
+    body = upload_body(501, PASSWORD, py2pickle.dumps(batch()))
+    assert post_raw(ep, body, '9' * 5000)[0] == '400'  # not a ValueError's 404
+    assert ep.log().count('code 400 (Content-Length of 5,000 digits is over the limit') == 1
+    assert 'Traceback' not in ep.log()
+
+
 def test_a_body_shorter_than_its_length_answers_400(ep):
     response = ep.app.post(
         '/',
@@ -449,7 +456,7 @@ def test_an_unusable_config_answers_404_and_says_why(tmp_path, caplog):
 
 
 def test_an_unexpected_error_answers_a_code_not_500(ep, monkeypatch):
-    def broken(*args):
+    def broken(*args, **kwargs):
         raise RuntimeError('a bug')
 
     monkeypatch.setattr(events.Rule, 'split', broken)

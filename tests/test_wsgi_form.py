@@ -114,6 +114,17 @@ def test_dropping_a_refused_body_stops_after_its_time(monkeypatch):
     assert time.monotonic() - started < 0.5
 
 
+@pytest.mark.parametrize('length', ['9' * 5000, '0' * 5000 + '9' * 19])
+def test_a_content_length_of_thousands_of_digits_is_over_the_limit(length):
+    stream = io.BytesIO(b'x' * 1000)
+    with pytest.raises(FormError, match=r'Content-Length of [\d,]+ digits is over the limit of 100 \(200'):
+        form.read_body({'CONTENT_LENGTH': length, 'wsgi.input': stream}, limit=100)  # int() would raise
+
+
+def test_a_content_length_with_leading_zeros_is_its_number():
+    assert form.read_body(_environ(b'abcdef', '0' * 5000 + '4'), limit=100) == b'abcd'
+
+
 def test_a_chunked_body_is_refused():
     with pytest.raises(FormError, match='chunked'):
         form.read_body({'HTTP_TRANSFER_ENCODING': 'chunked', 'wsgi.input': io.BytesIO(b'')}, limit=100)

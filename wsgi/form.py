@@ -24,6 +24,7 @@ class FormError(Refused):
 
 DRAIN_SECONDS = 10.0  # at most this long spent reading a refused body, so its sender reads the 400
 CHUNK = 65536
+MAX_LENGTH_DIGITS = 18  # a Content-Length of more digits is over any body limit
 
 
 def read_body(environ: dict[str, Any], limit: int) -> bytes:
@@ -40,7 +41,14 @@ def read_body(environ: dict[str, Any], limit: int) -> bytes:
     raw = environ.get('CONTENT_LENGTH') or '0'
     if not (raw.isascii() and raw.isdigit()):
         raise FormError(f'Content-Length {raw[:20]!r} is not a number')
-    length = int(raw)
+    digits = raw.lstrip('0') or '0'
+    if len(digits) > MAX_LENGTH_DIGITS:  # int() refuses more than 4,300 digits; any limit has fewer
+        drained = drain(environ['wsgi.input'], 2 * limit)
+        raise FormError(
+            f'Content-Length of {len(digits):,} digits is over the limit of {limit} '
+            f'({drained} read and dropped)'
+        )
+    length = int(digits)
     if length > limit:
         drained = drain(environ['wsgi.input'], min(length, 2 * limit))
         raise FormError(f'body of {length} bytes is over the limit of {limit} ({drained} read and dropped)')

@@ -211,7 +211,7 @@ def accept(endpoint: Endpoint, number: int, fields: dict[str, bytes]) -> Outcome
 
 def unpickle(pickled: bytes) -> list[Any]:
     """The event list of an upload (safepickle.PickleRefused: 208)."""
-    event_list = safepickle.loads(pickled)
+    event_list = safepickle.loads_upload(pickled)
     if type(event_list) is not list:
         raise safepickle.PickleRefused(f'the pickle is a {type(event_list).__name__}, not a list')
     return event_list
@@ -224,7 +224,7 @@ def store(
 
     Returns (folder, name, events) of each spool file, and why events were held.
     """
-    good, held = endpoint.config.rule.split(event_list)
+    good, held = endpoint.config.rule.split(event_list, refuse_amplified=True)
     # suspicious/ first: if incoming/ then fails, the resend duplicates only
     # events held for review, never rows in the datastore.
     whole = pickled if not (good and held) else None
