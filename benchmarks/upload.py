@@ -33,6 +33,7 @@ best rate of each counts (the run least disturbed by the rest of the machine).
 
 import concurrent.futures
 import datetime
+import functools
 import http.client
 import multiprocessing
 import os
@@ -279,7 +280,7 @@ def phases(count=200):
         (
             'decode form',
             'checksum',
-            'unpickle',
+            'unpickle (bounded in time)',
             'screen',
             'spool record (splice)',
             'deliver (write, fsync, rename, fsync)',
@@ -297,8 +298,8 @@ def phases(count=200):
         for body in _bodies[:count]:
             fields = timed('decode form', form.parse, body)
             pickled = timed('checksum', form.pickle_bytes, fields['data'], fields['checksum'])
-            events = timed('unpickle', safepickle.loads, pickled)
-            timed('screen', RULE.split, events)
+            events = timed('unpickle (bounded in time)', safepickle.loads_upload, pickled)
+            timed('screen', functools.partial(RULE.split, refuse_amplified=True), events)
             payload = timed('spool record (splice)', spoolfile.splice, 1000, 'Bench', pickled)
             timed(
                 'deliver (write, fsync, rename, fsync)',
