@@ -141,14 +141,20 @@ def test_disk_full_during_a_pass_is_waited_out_and_everything_is_stored_once(dis
     assert audited(config, capsys)[0] == 0
 
 
-def test_disk_full_during_recovery_never_replaces_the_day_file_and_is_waited_out(disk, capsys):
+def a_pass_killed_over_a_day_file(disk, seed):
+    """A 12 MB day on ``disk``, a writer SIGKILLed inside a pass over it: (config, data_dir, sent, path)."""
     config = config_on(disk)
     data_dir = str(disk / 'datastore')
-    sent = queue_backlog(data_dir, 150, seed=3, distinct=150, start_at=10)  # one day file of 12 MB
+    sent = queue_backlog(data_dir, 150, seed=seed, distinct=150, start_at=10)
     assert run_once(config).returncode == 0
-    sent += queue_backlog(data_dir, 40, seed=4, start_at=300)
+    sent += queue_backlog(data_dir, 40, seed=seed + 1, start_at=300)
     kill_inside_a_pass(config, data_dir)
     (day_file,) = day_files(data_dir)
+    return config, data_dir, sent, day_file
+
+
+def test_disk_full_during_recovery_never_replaces_the_day_file_and_is_waited_out(disk, capsys):
+    config, data_dir, sent, day_file = a_pass_killed_over_a_day_file(disk, seed=3)
     assert os.path.getsize(day_file) > 10 * MB
     filler = Filler(disk)
     filler.fill(leave=15 * MB)  # less than a copy of the day file needs, with the writer's reserve
@@ -177,13 +183,7 @@ def test_disk_full_during_recovery_never_replaces_the_day_file_and_is_waited_out
 
 
 def test_a_rollback_copy_that_runs_out_of_space_is_waited_out_not_marked_damaged(disk, capsys, monkeypatch):
-    config = config_on(disk)
-    data_dir = str(disk / 'datastore')
-    sent = queue_backlog(data_dir, 150, seed=14, distinct=150, start_at=10)  # one day file of 12 MB
-    assert run_once(config).returncode == 0
-    sent += queue_backlog(data_dir, 40, seed=15, start_at=300)
-    kill_inside_a_pass(config, data_dir)
-    (day_file,) = day_files(data_dir)
+    config, data_dir, sent, day_file = a_pass_killed_over_a_day_file(disk, seed=14)
     original = open(day_file, 'rb').read()
     filler = Filler(disk)
     real = rewrite.cut_copy
