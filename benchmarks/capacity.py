@@ -11,7 +11,8 @@ connection per upload, as the clients do:
 
 - ``windows``: the Windows DAQ client, a batch of 100 events (4 traces each)
   about once a minute;
-- ``pysparc``: one event per POST, about 0.7 a second.
+- ``pysparc``: one event per POST, about 0.7 a second, its pulse heights and
+  integrals numpy ``int32`` scalars.
 
 Every body is distinct (a resend would be answered without storing): a few
 Python 2 pickles built beforehand, each with a 9-digit nanoseconds value
@@ -19,11 +20,14 @@ changed per upload, and the checksum computed for it.
 
 The ramp doubles N every ``--step`` seconds from 140 (the real network) until
 a step fails: p99 upload latency over 1 s, any reply but ``100``, or the
-oldest queued file older than 60 s (the queue stops draining). After the
-queue has drained, the largest N that passed is held for ``--hold`` seconds
-(halfway to the failing N first, if that holds too); the largest N held is
+oldest queued file older than 60 s (the queue stops draining). It then
+narrows the gap between the largest N that passed and the smallest that
+failed to a quarter, a step at a time (after the queue has drained). The
+largest N that passed is then held for ``--hold`` seconds on a fresh
+datastore, and if it does not hold, 1/sqrt(2) of it; the largest N held is
 the machine's capacity for that kind of station. Which part gave out says
-where the time went: latency is the endpoint's, queue age the writer's; each
+where the time went: latency is the endpoint's (or the generator's, when the
+uploads were sent late but answered in time), queue age the writer's; each
 step reports the CPU each part took (the generator shares the machine). The
 same harness runs the deployed-style app (``benchmarks/upload.py``) in place
 of the endpoint: the reference.
@@ -66,6 +70,8 @@ START = 140  # stations: the real network
 MAX_STATIONS = 40_000
 P99_LIMIT = 1.0  # seconds
 AGE_LIMIT = 60.0  # seconds: the oldest queued file
+FINEST = 1.25  # the ramp narrows the gap between passing and failing to this ratio
+HOLDS = 2  # numbers tried for the hold, each 1/sqrt(2) of the one before
 CLIENT_PROCESSES = 2
 CLIENT_THREADS = 400  # stations wait for their reply: enough that a slow server never starves them
 TEMPLATES = 16
@@ -78,11 +84,12 @@ class Kind:
     events: int  # per upload
     period: float  # seconds between a station's uploads
     types: tuple[tuple[str, int], ...]
+    numpy: frozenset[str] = frozenset()  # upload codes sent as numpy int32 scalars
 
 
 KINDS = {
     'windows': Kind('windows', 100, 60.0, (('CIC', 36), ('SIN', 64))),
-    'pysparc': Kind('pysparc', 1, 1 / 0.7, (('CIC', 1),)),
+    'pysparc': Kind('pysparc', 1, 1 / 0.7, (('CIC', 1),), frozenset({'PH1', 'PH2', 'IN1', 'IN2'})),
 }
 APPS = ('project', 'deployed-style')
 
@@ -104,6 +111,10 @@ def templates(kind: Kind, day: datetime.datetime) -> list[Template]:
         rng = random.Random(i)
         events = factory.batch(day + datetime.timedelta(minutes=i), rng, mix=kind.types)[: kind.events]
         events[0]['header']['nanoseconds'] = MARK
+        for event in events:
+            for item in event['datalist']:
+                if item['data_uploadcode'] in kind.numpy:
+                    item['data'] = py2pickle.NumpyScalar(item['data'])
         pickled = py2pickle.dumps(events)
         mark = b'I%d\n' % MARK
         if pickled.count(mark) != 1:
@@ -300,6 +311,21 @@ class Site:
                 raise SystemExit(f'uWSGI did not start: see {base}/uwsgi.log')
             time.sleep(0.2)
         datadir.DataDir(self.data_dir).ensure()
+        self.warm()
+
+    def warm(self) -> None:
+        """Every worker initialised, the writer's imports done: not a cold start in the first step."""
+        with ThreadPoolExecutor(8) as pool:
+            # a wrong password (203): the station list read, nothing stored
+            wrong = b'station_id=1000&password=warm-up&data=x&checksum=x'
+            list(pool.map(lambda _: post(self.port, wrong), range(64)))
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            writer = parts(self.process.pid)['writer']
+            before = cpu_seconds(writer)
+            time.sleep(1.0)
+            if writer and cpu_seconds(writer) - before < 0.1:
+                return
 
     def stop(self) -> None:
         uwsgi_server.stop(self.process)
@@ -323,6 +349,7 @@ class Step:
     done: float  # uploads/s answered
     p50: float
     p99: float
+    reply99: float  # p99 from sending to the reply: the datastore's share of p99
     lag99: float
     refused: dict[str, int]  # reply (or client error) -> uploads not answered 100
     age: float  # worst oldest-queued age during the step
@@ -335,6 +362,8 @@ class Step:
         if self.refused:
             return 'not answered 100: ' + ', '.join(f'{n} x {reply}' for reply, n in self.refused.items())
         if self.p99 > P99_LIMIT:
+            if self.reply99 <= P99_LIMIT / 2:  # late in the sending, not in the answering
+                return f'p99 latency {self.p99:.2f} s, {self.lag99:.2f} s of it late sent (the generator)'
             return f'p99 latency {self.p99:.2f} s (the endpoint)'
         if self.age > AGE_LIMIT:
             return f'oldest queued file {self.age:.0f} s old (the writer)'
@@ -382,6 +411,7 @@ def run_step(site: Site, watch: Watch, kind: Kind, stations: int, seconds: float
         done=len(results) / elapsed,
         p50=percentile(latencies, 0.5),
         p99=percentile(latencies, 0.99),
+        reply99=percentile([latency for _, _, latency, _ in results], 0.99),
         lag99=percentile([lag for _, lag, _, _ in results], 0.99),
         refused=dict(
             collections.Counter(reply[:60] for *_, reply in results if reply != '100').most_common(3)
@@ -402,26 +432,32 @@ class Ramp:
 
 
 def ramp(base: str, kind: Kind, app: str, step_seconds: float, hold_seconds: float, most: int) -> Ramp:
-    """Double the stations from START while steps hold (halve while they fail), then hold the largest."""
+    """Double the stations from START while steps pass (halve while they fail), narrow the gap
+    between the largest that passed and the smallest that failed to ``FINEST``, then hold."""
     made = templates(kind, datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None, microsecond=0))
     steps: list[Step] = []
+    passed: list[int] = []
     with running(os.path.join(base, 'ramp'), app) as (site, watch):
         stations = START
         while 5 <= stations <= most:
+            if steps and steps[-1].cause:
+                drain(watch)  # a failed step's backlog is not the next step's
             step = run_step(site, watch, kind, stations, step_seconds, made, len(steps))
             steps.append(step)
             print(f'  {kind.name:8} {app:15} {step.row()}', flush=True)
-            passed = [s.stations for s in steps if not s.cause]
+            passed = sorted(s.stations for s in steps if not s.cause)
             failed = [s.stations for s in steps if s.cause]
             if passed and failed:
-                break
-            stations = stations * 2 if not step.cause else stations // 2
+                if min(failed) <= passed[-1] * FINEST:
+                    break
+                stations = round(math.sqrt(passed[-1] * min(failed)))
+            else:
+                stations = stations * 2 if not step.cause else stations // 2
     failed_step = min((s for s in steps if s.cause), key=lambda s: s.stations, default=None)
-    candidates = []
-    if passed:
-        candidates = [passed[-1]] if not failed else [int(math.sqrt(max(passed) * min(failed))), max(passed)]
     held = None
-    for k, number in enumerate(candidates):  # each on a fresh datastore: no backlog of the ramp
+    # the largest number that passed its step, then a little less: each on a fresh datastore
+    candidates = [round(passed[-1] / math.sqrt(2) ** k) for k in range(HOLDS)] if passed else []
+    for k, number in enumerate(candidates):
         with running(os.path.join(base, f'hold-{number}'), app) as (site, watch):
             step = run_step(site, watch, kind, number, hold_seconds, made, 90 + k)
         print(f'  {kind.name:8} {app:15} hold {hold_seconds:.0f} s: {step.row()}', flush=True)
@@ -429,6 +465,13 @@ def ramp(base: str, kind: Kind, app: str, step_seconds: float, hold_seconds: flo
             held = step
             break
     return Ramp(kind.name, app, steps, held, failed_step)
+
+
+def drain(watch: Watch, limit: float = 300.0) -> None:
+    """Wait (at most ``limit`` seconds) until nothing is queued."""
+    deadline = time.monotonic() + limit
+    while watch.now()[1] and time.monotonic() < deadline:
+        time.sleep(1.0)
 
 
 @contextlib.contextmanager
