@@ -49,7 +49,8 @@ KEYS: tuple[tuple[str, str, Callable[[str], Any], Any], ...] = (
     ('General', 'max_pause', float, 4 * 3600.0),
     ('General', 'resend_database', str, ''),
     ('Writer', 'sleep', float, 5.0),
-    ('Writer', 'batch_files', int, 100),
+    ('Writer', 'batch_files', int, 10_000),
+    ('Writer', 'batch_bytes', int, 16 * 1024 * 1024),
     ('Writer', 'archive_days', float, 7.0),
     ('Writer', 'archive_dir', str, ''),
 )
@@ -92,7 +93,8 @@ class Config:
     max_pause: float  # seconds the writer may be paused before the datastore is unwell
     resend_database: str  # PostgreSQL URL of the batch record (empty: data_dir/received.sqlite)
     sleep: float  # seconds
-    batch_files: int  # spool files the writer stores per pass
+    batch_files: int  # spool files the writer stores per pass, at most
+    batch_bytes: int  # and their bytes, at most (a pass takes at least one file)
     archive_days: float  # days stored spool files are kept after their day files' last write
     archive_dir: str  # '' : data_dir/archive
 
@@ -237,7 +239,7 @@ def _value_problems(key: str, value: Any) -> list[str]:
         return [f'is not one of {", ".join(LOGLEVELS)}']
     if key in NOT_NEGATIVE and value < 0:
         return ['must not be negative']
-    if key == 'batch_files' and value < 1:
+    if key in ('batch_files', 'batch_bytes') and value < 1:
         return ['must be at least 1']
     if key == 'resend_database':
         return _database_problems(value)

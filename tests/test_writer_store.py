@@ -24,6 +24,7 @@ from tests.support.writer import (
     station_path,
     trace_samples,
 )
+from writer import storepass
 
 WHEN = datetime.datetime(2024, 5, 17, 12, 0, 0)
 
@@ -379,3 +380,56 @@ def test_a_station_whose_first_events_had_no_blobs_is_stored_again_in_a_later_pa
         assert (station.singles.nrows, station.events.nrows) == (2, 1)
         assert station.blobs.nrows == 4  # the CIC event's four traces
     assert folder_files(data_dir, 'incoming') == folder_files(data_dir, 'partial') == []
+
+
+def test_a_pass_takes_spool_files_up_to_batch_bytes_but_always_one(make_config, caplog):
+    config = make_config()
+    data_dir = os.path.join(os.path.dirname(config), 'datastore')
+    batches = [factory.batch(WHEN + datetime.timedelta(minutes=i), random.Random(i)) for i in range(5)]
+    names = [queue(data_dir, batch) for batch in batches]
+    sizes = [os.path.getsize(os.path.join(data_dir, 'incoming', name)) for name in names]
+    room = 2 * max(sizes)  # any two files, never three
+    assert 3 * min(sizes) > room
+    with open(config, 'a') as f:
+        f.write(f'batch_bytes={room}\n')
+    with caplog.at_level(logging.INFO, logger='writer'):
+        drain(config)
+    passes = [r.getMessage() for r in caplog.records if r.getMessage().startswith('stored ')]
+    assert [line.split(' spool files')[0].rsplit(' ', 1)[1] for line in passes] == ['2', '2', '1']
+    with open(config) as f:  # no room for any: one file a pass
+        text = f.read()
+    with open(config, 'w') as f:
+        f.write(text.replace(f'batch_bytes={room}', 'batch_bytes=1'))
+    for batch in batches:
+        queue(data_dir, shifted(batch))
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger='writer'):
+        drain(config)
+    passes = [r.getMessage() for r in caplog.records if r.getMessage().startswith('stored ')]
+    assert len(passes) == 5
+    assert all('from 1 spool files' in line for line in passes)
+    h5, station = open_station(data_dir)
+    with h5:
+        assert station.events.nrows + station.singles.nrows == 1000
+
+
+def shifted(batch):
+    """The batch an hour later: distinct events for the same day file and station."""
+    return [
+        dict(
+            event,
+            header=dict(event['header'], datetime=event['header']['datetime'] + datetime.timedelta(hours=1)),
+        )
+        for event in batch
+    ]
+
+
+def test_files_left_in_partial_are_taken_again_within_the_same_bounds(tmp_path):
+    paths = []
+    for i, size in enumerate((40, 40, 40, 100)):
+        path = tmp_path / f'{i}'
+        path.write_bytes(b'x' * size)
+        paths.append(str(path))
+    assert storepass._within(paths, files=10, room=80) == paths[:2]
+    assert storepass._within(paths, files=1, room=1000) == paths[:1]
+    assert storepass._within(paths[3:], files=10, room=10) == paths[3:]  # one, however large

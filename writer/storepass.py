@@ -182,9 +182,9 @@ class Passes:
                 return group
             self.suspects.pop(0)
             self.ledger.set_suspects(self.suspects)
-        batch = self.config.batch_files
+        batch, room = self.config.batch_files, self.config.batch_bytes
         if left:
-            return left[:batch]
+            return _within(left, batch, room)
         if not self.queue:
             self.queue.extend(self.data_dir.queued(INCOMING))
         chosen: list[str] = []
@@ -196,6 +196,11 @@ class Passes:
                 if self.waiting[name][0] > now:
                     continue
                 del self.waiting[name]
+            size = _size(path)
+            if chosen and size > room:
+                self.queue.appendleft(path)  # the next pass's first
+                break
+            room -= size
             chosen.append(path)
         return self.data_dir.claim(chosen)
 
@@ -454,6 +459,19 @@ def _signature(path: str) -> tuple[int, ...]:
     """What changes whenever anything writes, replaces or truncates the file."""
     found = os.stat(path)
     return (found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns, found.st_ctime_ns)
+
+
+def _within(paths: list[str], files: int, room: int) -> list[str]:
+    """The first of ``paths``: at most ``files`` of them and ``room`` bytes, but at least one."""
+    chosen = paths[:1]
+    room -= sum(map(_size, chosen))
+    for path in paths[1:files]:
+        size = _size(path)
+        if size > room:
+            break
+        room -= size
+        chosen.append(path)
+    return chosen
 
 
 def _size(path: str) -> int:
