@@ -24,7 +24,7 @@ from tests.support.writer import (
     station_path,
     trace_samples,
 )
-from writer import storepass
+from writer import rows, storepass
 
 WHEN = datetime.datetime(2024, 5, 17, 12, 0, 0)
 
@@ -241,6 +241,30 @@ def test_floats_into_int_columns_are_truncated_and_bools_accept_ints(setup):
         assert station.config[0]['reduce_data'] == np.True_
         assert station.config[0]['trig_external'] == 0
     assert folder_files(data_dir, 'suspicious') == []
+
+
+def test_time_columns_take_their_bounds_and_refuse_one_beyond():
+    """Exact ints within range are taken as they are; anything else goes through the column's fit."""
+    epoch, second = datetime.datetime(1970, 1, 1), datetime.timedelta(seconds=1)
+    last = datetime.datetime(2038, 1, 19, 3, 14, 7)  # 2**31 - 1, the end of time32
+
+    def times(code, when, nanoseconds=0):
+        event = factory.event(code, when, random.Random(13), nanoseconds=nanoseconds)
+        return rows.convert(event, set()).times
+
+    assert times('CIC', last, 999_999_999) == (2**31 - 1, 999_999_999, (2**31 - 1) * 10**9 + 999_999_999)
+    assert times('CIC', epoch) == (0, 0, 0)
+    assert times('CIC', epoch, 5.0) == (0, 5, 5)  # truncated, as in any integer column
+    assert times('CIC', epoch, True) == (0, 1, 1)
+    assert times('SIN', epoch - second) == (-1,)  # time32 is signed; only ext_timestamp is not
+    for code, when, nanoseconds in [
+        ('SIN', last + second, 0),
+        ('CIC', epoch, -1),
+        ('CIC', epoch, 2**32),
+        ('CIC', epoch - second, 999_999_999),  # ext_timestamp -1
+    ]:
+        with pytest.raises(rows.Unfit, match='out of range'):
+            times(code, when, nanoseconds)
 
 
 def test_unknown_upload_codes_are_ignored_with_one_warning_per_code(setup, caplog):

@@ -100,17 +100,25 @@ def fitter(type_name: str) -> Fit:
     return _FITTERS[dt.kind](dt)
 
 
-if sys.version_info >= (3, 11):  # the C check b64decode(validate=True) wraps
-    _strict_b64decode = functools.partial(binascii.a2b_base64, strict_mode=True)
+UNDECODABLE = 'undecodable trace (not base64)'
+
+if sys.version_info >= (3, 11):
+    # the C check b64decode(validate=True) wraps, called directly: through a
+    # partial (its keyword merged at every call) it took a sixth longer a trace
+
+    def _trace_blob(value: Any) -> bytes:
+        try:
+            return binascii.a2b_base64(value, strict_mode=True)
+        except (binascii.Error, TypeError, ValueError):
+            raise Unfit(UNDECODABLE) from None
+
 else:
-    _strict_b64decode = functools.partial(base64.b64decode, validate=True)
 
-
-def _trace_blob(value: Any) -> bytes:
-    try:
-        return _strict_b64decode(value)
-    except (binascii.Error, TypeError, ValueError):
-        raise Unfit('undecodable trace (not base64)') from None
+    def _trace_blob(value: Any) -> bytes:
+        try:
+            return base64.b64decode(value, validate=True)
+        except (binascii.Error, TypeError, ValueError):
+            raise Unfit(UNDECODABLE) from None
 
 
 def _text_blob(value: Any) -> bytes:
@@ -227,17 +235,32 @@ class Row(NamedTuple):
         return self.times[0]
 
 
+_TIME32, _UINT32, _UINT64 = (FAST_PATHS[name][1:] for name in ('time32', 'uint32', 'uint64'))
+
+
 def _times(plan: Plan, header: dict[str, Any]) -> tuple[datetime.datetime, tuple[int, ...]]:
-    """(UTC datetime, time column values); a naive datetime is read as UTC."""
+    """(UTC datetime, time column values); a naive datetime is read as UTC.
+
+    As for the data columns, an exact int within its column's range is taken
+    as it is, without a call; anything else goes through the column's fit
+    function, which converts or refuses it.
+    """
     when = header['datetime']
     if when.tzinfo is not None:
         when = when.astimezone(datetime.timezone.utc).replace(tzinfo=None)
     # whole seconds since 1970, as calendar.timegm, by C-level datetime arithmetic
-    timestamp = plan.fit_timestamp((when - EPOCH) // SECOND)
+    timestamp = (when - EPOCH) // SECOND
+    if not _TIME32[0] <= timestamp <= _TIME32[1]:
+        timestamp = plan.fit_timestamp(timestamp)
     if not plan.extended_time:
         return when, (timestamp,)
-    nanoseconds = plan.fit_nanoseconds(header.get('nanoseconds', 0))
-    return when, (timestamp, nanoseconds, plan.fit_ext_timestamp(timestamp * NS_PER_S + nanoseconds))
+    nanoseconds = header.get('nanoseconds', 0)
+    if type(nanoseconds) is not int or not _UINT32[0] <= nanoseconds <= _UINT32[1]:
+        nanoseconds = plan.fit_nanoseconds(nanoseconds)
+    ext_timestamp = timestamp * NS_PER_S + nanoseconds
+    if not _UINT64[0] <= ext_timestamp <= _UINT64[1]:
+        ext_timestamp = plan.fit_ext_timestamp(ext_timestamp)
+    return when, (timestamp, nanoseconds, ext_timestamp)
 
 
 def convert(event: dict[str, Any], unknown_codes: set[tuple[str, str]]) -> Row:

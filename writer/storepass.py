@@ -63,7 +63,7 @@ class SpoolFile:
                 self.rows.append(rows.convert(event, unknown_codes))
             except rows.Unfit as exc:
                 self.unfit.append((event, str(exc)))
-        self.days = {ledger.day_key(*row.day) for row in self.rows}
+        self.days = {ledger.day_key(*day) for day in {row.day for row in self.rows}}
 
 
 def record_problem(record: dict[str, Any]) -> str | None:
@@ -95,11 +95,13 @@ class StationRows:
             segments.append([spool, offset, count])
 
     def add(self, row: rows.Row, spool: str) -> None:
-        self._count(row.code, spool, len(self.rows[row.code]), 1)
-        self._count(BLOBS, spool, len(self.blobs), len(row.blobs))
-        self.times[row.code].append(row.times)
-        self.rows[row.code].append(row.values)
-        self.blob_bases[row.code].append(len(self.blobs))
+        code, table_rows = row.code, self.rows[row.code]
+        self._count(code, spool, len(table_rows), 1)
+        if row.blobs:
+            self._count(BLOBS, spool, len(self.blobs), len(row.blobs))
+        self.times[code].append(row.times)
+        table_rows.append(row.values)
+        self.blob_bases[code].append(len(self.blobs))
         self.blobs.extend(row.blobs)
 
     def table_rows(self, code: str, first: int, blob_base: int) -> Any:
@@ -350,9 +352,11 @@ class Passes:
     def group(files: list[SpoolFile]) -> dict[tuple[str, str, int], StationRows]:
         """(day, cluster, station) -> StationRows, rows in the order of the files."""
         groups: dict[tuple[str, str, int], StationRows] = collections.defaultdict(StationRows)
+        days: dict[tuple[int, int, int], str] = {}  # a pass has a day or two: each formatted once
         for f in files:
             for row in f.rows:
-                groups[ledger.day_key(*row.day), f.cluster, f.station_id].add(row, f.name)
+                day = days.get(row.day) or days.setdefault(row.day, ledger.day_key(*row.day))
+                groups[day, f.cluster, f.station_id].add(row, f.name)
         return groups
 
     def hold_back(self, f: SpoolFile) -> None:
