@@ -20,6 +20,7 @@ Each figure is a ratio against its reference measured in the same run.
 from __future__ import annotations
 
 import datetime
+import gc
 import os
 import random
 import shutil
@@ -28,6 +29,7 @@ import tempfile
 import time
 
 from benchmarks.writer import count_rows, drain_writer, fill, payloads, shifted
+from datastore import config as config_mod
 from datastore import datadir, events, factory, spoolfile
 from writer import dayfile, storepass
 
@@ -133,14 +135,17 @@ def full_day(base: str, size_mb: int) -> None:
     shutil.rmtree(full_dir, ignore_errors=True)
 
 
-PASS = 100  # spool files per pass, the writer's default batch_files
+# a pass as the writer's defaults bound it
+BATCH = (config_mod.default('batch_files'), config_mod.default('batch_bytes'))
 
 
 def writer_steps(folder: str, backlog: list[bytes]) -> dict[str, float]:
-    """The writer's steps on ``backlog``, a pass of PASS files at a time, done one after another here.
+    """The writer's steps on ``backlog``, a pass at a time, done one after another here.
 
-    The last step, appending the finished arrays (one call per node) and
-    closing the day file, is the floor.
+    As in the writer, the cyclic garbage collector is off during a pass (with
+    it on, unpickling 10^4 events scans them again and again). The last step,
+    appending the finished arrays (one call per node) and closing the day
+    file, is the floor.
     """
     fill(folder, backlog)
     queued = datadir.DataDir(folder).queued()
@@ -148,39 +153,50 @@ def writer_steps(folder: str, backlog: list[bytes]) -> dict[str, float]:
     took = dict.fromkeys(
         ('unpickle', 'the rule and converting', 'building the arrays', 'appending (the floor)'), 0.0
     )
-    for first in range(0, len(queued), PASS):
-        files = []
-        for path in queued[first : first + PASS]:  # each record let go once converted, as the writer does
-            started = time.perf_counter()
-            record = spoolfile.load(path)
-            loaded = time.perf_counter()
-            files.append(storepass.SpoolFile(path, record, rule, set()))
-            took['unpickle'] += loaded - started
-            took['the rule and converting'] += time.perf_counter() - loaded
-        started = time.perf_counter()
-        day_file = dayfile.DayFile(os.path.join(folder, 'floor.h5'))
-        arrays = []
-        for (_, cluster, station), rows in storepass.Passes.group(files).items():
-            group = day_file.station(cluster, station)
-            blobs = day_file.blobs(group)
-            base = int(blobs.nrows)
-            tables_ = {}
-            for code in rows.rows:
-                table = day_file.table(group, code)
-                tables_[table] = rows.table_rows(code, int(table.nrows), base)
-            arrays.append((blobs, rows.blobs, tables_))
-        took['building the arrays'] += time.perf_counter() - started
-        started = time.perf_counter()
-        for blobs, blob_list, tables_ in arrays:
-            dayfile.append_blobs(blobs, blob_list)
-            for table, array in tables_.items():
-                table.append(array)
-        day_file.close()
-        took['appending (the floor)'] += time.perf_counter() - started
+    while queued:
+        chosen = storepass.first_within(queued, *BATCH)
+        del queued[: len(chosen)]
+        gc.disable()
+        try:
+            _pass_steps(folder, chosen, rule, took)
+        finally:
+            gc.enable()
     if count_rows(folder) != len(backlog) * 100:
         raise RuntimeError('the floor did not store every row')
     shutil.rmtree(folder, ignore_errors=True)
     return took
+
+
+def _pass_steps(folder: str, chosen: list[str], rule: events.Rule, took: dict[str, float]) -> None:
+    """One pass of the writer's steps on the spool files ``chosen``, each timed into ``took``."""
+    files = []
+    for path in chosen:  # each record let go once converted, as the writer does
+        started = time.perf_counter()
+        record = spoolfile.load(path)
+        loaded = time.perf_counter()
+        files.append(storepass.SpoolFile(path, record, rule, set()))
+        took['unpickle'] += loaded - started
+        took['the rule and converting'] += time.perf_counter() - loaded
+    started = time.perf_counter()
+    day_file = dayfile.DayFile(os.path.join(folder, 'floor.h5'))
+    arrays = []
+    for (_, cluster, station), rows in storepass.Passes.group(files).items():
+        group = day_file.station(cluster, station)
+        blobs = day_file.blobs(group)
+        base = int(blobs.nrows)
+        tables_ = {}
+        for code in rows.rows:
+            table = day_file.table(group, code)
+            tables_[table] = rows.table_rows(code, int(table.nrows), base)
+        arrays.append((blobs, rows.blobs, tables_))
+    took['building the arrays'] += time.perf_counter() - started
+    started = time.perf_counter()
+    for blobs, blob_list, tables_ in arrays:
+        dayfile.append_blobs(blobs, blob_list)
+        for table, array in tables_.items():
+            table.append(array)
+    day_file.close()
+    took['appending (the floor)'] += time.perf_counter() - started
 
 
 def floor(base: str) -> None:

@@ -454,6 +454,6 @@ def test_files_left_in_partial_are_taken_again_within_the_same_bounds(tmp_path):
         path = tmp_path / f'{i}'
         path.write_bytes(b'x' * size)
         paths.append(str(path))
-    assert storepass._within(paths, files=10, room=80) == paths[:2]
-    assert storepass._within(paths, files=1, room=1000) == paths[:1]
-    assert storepass._within(paths[3:], files=10, room=10) == paths[3:]  # one, however large
+    assert storepass.first_within(paths, files=10, room=80) == paths[:2]
+    assert storepass.first_within(paths, files=1, room=1000) == paths[:1]
+    assert storepass.first_within(paths[3:], files=10, room=10) == paths[3:]  # one, however large

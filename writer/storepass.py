@@ -186,7 +186,7 @@ class Passes:
             self.ledger.set_suspects(self.suspects)
         batch, room = self.config.batch_files, self.config.batch_bytes
         if left:
-            return _within(left, batch, room)
+            return first_within(left, batch, room)
         if not self.queue:
             self.queue.extend(self.data_dir.queued(INCOMING))
         chosen: list[str] = []
@@ -465,7 +465,7 @@ def _signature(path: str) -> tuple[int, ...]:
     return (found.st_dev, found.st_ino, found.st_size, found.st_mtime_ns, found.st_ctime_ns)
 
 
-def _within(paths: list[str], files: int, room: int) -> list[str]:
+def first_within(paths: list[str], files: int, room: int) -> list[str]:
     """The first of ``paths``: at most ``files`` of them and ``room`` bytes, but at least one."""
     chosen = paths[:1]
     room -= sum(map(_size, chosen))
