@@ -8,8 +8,8 @@
   already holds a day of 140 stations (``--full-mb`` of it, filled by the
   writer itself beforehand), against the same files into an empty one.
 - The floor: the cheapest PyTables can do with the same rows and blobs,
-  already converted, appended in one call per node of the day file, a pass of
-  100 files at a time; and the writer's own time per step on the same files
+  already converted, appended in one call per node of the day file, a pass as
+  the writer bounds it; and the writer's own time per step on the same files
   (unpickling, the rule and converting, finding the nodes and building the
   arrays, appending, and the rest: claiming, journal, ledger, fsyncs and
   archiving), in the same process.
