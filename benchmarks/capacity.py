@@ -19,8 +19,10 @@ Python 2 pickles built beforehand, each with a 9-digit nanoseconds value
 changed per upload, and the checksum computed for it.
 
 The ramp doubles N every ``--step`` seconds from 140 (the real network) until
-a step fails: p99 upload latency over 1 s, any reply but ``100``, or the
-oldest queued file older than 60 s (the queue stops draining). It then
+a step fails: p99 upload latency over 1 s, any reply but ``100``, the
+oldest queued file older than 60 s (the queue stops draining), or the queue
+grown by more than 20 s of uploads (it is about to: a writer that falls
+behind may take longer than a step to let a file age 60 s). It then
 narrows the gap between the largest N that passed and the smallest that
 failed to a quarter, a step at a time (after the queue has drained). The
 largest N that passed is then held for ``--hold`` seconds on a fresh
@@ -72,6 +74,9 @@ P99_LIMIT = 1.0  # seconds
 AGE_LIMIT = 60.0  # seconds: the oldest queued file
 FINEST = 1.25  # the ramp narrows the gap between passing and failing to this ratio
 HOLDS = 2  # numbers tried for the hold, each 1/sqrt(2) of the one before
+# seconds of uploads the queue may grow by in a ramp step; more than a writer that keeps up leaves
+# queued between two passes (a pass of one-event files can take 10 s)
+GROWTH = 20.0
 CLIENT_PROCESSES = 2
 CLIENT_THREADS = 400  # stations wait for their reply: enough that a slow server never starves them
 TEMPLATES = 16
@@ -354,6 +359,8 @@ class Step:
     refused: dict[str, int]  # reply (or client error) -> uploads not answered 100
     age: float  # worst oldest-queued age during the step
     backlog: int  # files queued at that moment
+    grew: int  # files queued at the end, less those at the start
+    growth_limit: float | None  # files the queue may grow by in a ramp step (None: a hold)
     cpu: dict[str, float]  # part -> cores used
 
     @property
@@ -367,6 +374,8 @@ class Step:
             return f'p99 latency {self.p99:.2f} s (the endpoint)'
         if self.age > AGE_LIMIT:
             return f'oldest queued file {self.age:.0f} s old (the writer)'
+        if self.growth_limit is not None and self.grew > self.growth_limit:
+            return f'the queue grew by {self.grew} files (the writer falls behind)'
         return None
 
     def row(self) -> str:
@@ -374,7 +383,8 @@ class Step:
         return (
             f'{self.stations:7,d} stations {self.offered:7.1f}/s offered {self.done:7.1f}/s answered  '
             f'p50 {self.p50 * 1000:6.1f} ms p99 {self.p99 * 1000:7.1f} ms (sent late {self.lag99:.2f} s)  '
-            f'queue {self.age:5.0f} s ({self.backlog:5d} files)  cores: {cpu}  ' + (self.cause or 'held')
+            f'queue {self.age:5.0f} s ({self.backlog:5d} files, {self.grew:+d})  cores: {cpu}  '
+            + (self.cause or 'held')
         )
 
 
@@ -385,7 +395,13 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * q))]
 
 
-def run_step(site: Site, watch: Watch, kind: Kind, stations: int, seconds: float, made, index: int) -> Step:
+def run_step(
+    site: Site, watch: Watch, kind: Kind, stations: int, seconds: float, made, index: int, hold: bool = False
+) -> Step:
+    """``stations`` for ``seconds``. A ramp step (not ``hold``) also fails when the queue grows by more
+    than ``GROWTH`` seconds of uploads: a writer that falls behind, which a minute may not yet show in
+    the oldest file's age."""
+    queued = watch.now()[1]
     before = {part: cpu_seconds(pids) for part, pids in parts(site.process.pid).items()}
     generator_before = os.times()
     started = time.monotonic()
@@ -401,6 +417,7 @@ def run_step(site: Site, watch: Watch, kind: Kind, stations: int, seconds: float
         - generator_before.children_system
     ) / elapsed
     age, backlog = watch.worst(started)
+    grew = watch.now()[1] - queued
     # what a station sees: from when it meant to send (a station waiting for a free
     # connection waits in the generator) until the reply
     latencies = [lag + latency for _, lag, latency, _ in results]
@@ -418,6 +435,8 @@ def run_step(site: Site, watch: Watch, kind: Kind, stations: int, seconds: float
         ),
         age=age,
         backlog=backlog,
+        grew=grew,
+        growth_limit=None if hold else GROWTH * stations / kind.period,
         cpu=cpu,
     )
 
@@ -459,7 +478,7 @@ def ramp(base: str, kind: Kind, app: str, step_seconds: float, hold_seconds: flo
     candidates = [round(passed[-1] / math.sqrt(2) ** k) for k in range(HOLDS)] if passed else []
     for k, number in enumerate(candidates):
         with running(os.path.join(base, f'hold-{number}'), app) as (site, watch):
-            step = run_step(site, watch, kind, number, hold_seconds, made, 90 + k)
+            step = run_step(site, watch, kind, number, hold_seconds, made, 90 + k, hold=True)
         print(f'  {kind.name:8} {app:15} hold {hold_seconds:.0f} s: {step.row()}', flush=True)
         if not step.cause:
             held = step
