@@ -526,7 +526,7 @@ def plot(ramps: list[Ramp], path: str) -> None:
             (
                 f'{r.kind}, {r.app}',
                 COLOURS.get((r.kind, r.app), '#444'),
-                [(s.stations, value(s)) for s in r.steps],
+                sorted((s.stations, value(s)) for s in r.steps),  # the ramp's steps by stations
             )
             for r in ramps
         ]
