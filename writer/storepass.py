@@ -189,21 +189,18 @@ class Passes:
             return first_within(left, batch, room)
         if not self.queue:
             self.queue.extend(self.data_dir.queued(INCOMING))
-        chosen: list[str] = []
+        ready: list[str] = []
         now = time.monotonic()
-        while self.queue and len(chosen) < batch:
+        while self.queue and len(ready) < batch:
             path = self.queue.popleft()
             name = os.path.basename(path)
             if name in self.waiting:
                 if self.waiting[name][0] > now:
                     continue
                 del self.waiting[name]
-            size = _size(path)
-            if chosen and size > room:
-                self.queue.appendleft(path)  # the next pass's first
-                break
-            room -= size
-            chosen.append(path)
+            ready.append(path)
+        chosen = first_within(ready, batch, room)
+        self.queue.extendleft(reversed(ready[len(chosen) :]))  # the next pass's first
         return self.data_dir.claim(chosen)
 
     def waits(self) -> dict[str, str]:
