@@ -1,9 +1,13 @@
-"""Run the benchmarks: ``python -m benchmarks [upload] [writer] [integrity] [shape]`` (default all)."""
+"""Run the benchmarks: ``python -m benchmarks [writer] [upload] [integrity] [shape]`` (default all).
+
+The two that compare against a reference come first, before the others fill
+and delete gigabytes (see ``quiet_disk``).
+"""
 
 import importlib
 import sys
 
-PARTS = ('upload', 'writer', 'integrity', 'shape')
+PARTS = ('writer', 'upload', 'integrity', 'shape')
 
 
 def main(argv=None):

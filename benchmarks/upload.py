@@ -29,7 +29,7 @@ so that its run is long enough to time.
 
 Every app runs ``ROUNDS`` times per client mode, in alternating order; the
 best rate of each counts (the run least disturbed by the rest of the machine).
-The runs start once creating a file is cheap again (``wait_for_a_quiet_disk``).
+The runs start once creating a file is cheap again (``quiet_disk``).
 """
 
 import concurrent.futures
@@ -46,6 +46,7 @@ import sys
 import tempfile
 import time
 
+from benchmarks import quiet_disk
 from datastore import datadir, factory, py2pickle, safepickle, spoolfile
 from datastore import events as events_rule
 from tests.support import uwsgi_server
@@ -317,38 +318,6 @@ def phases(count=200):
     )
 
 
-QUIET_MICROSECONDS = 100  # creating a file on a quiet disk: 20 us here
-QUIET_PATIENCE = 360.0
-
-
-def file_creation_us(folder, count=200):
-    """Microseconds to create (and close) an empty file in a new folder under ``folder``."""
-    with tempfile.TemporaryDirectory(dir=folder) as probe:
-        started = time.perf_counter()
-        for i in range(count):
-            os.close(os.open(os.path.join(probe, str(i)), os.O_WRONLY | os.O_CREAT, 0o644))
-        return (time.perf_counter() - started) / count * 1e6
-
-
-def wait_for_a_quiet_disk(folder):
-    """Wait (up to QUIET_PATIENCE) until creating a file is cheap again.
-
-    On a journal-less ext4 (as on the development machine), creating a file
-    in the minutes after thousands were deleted (an install, a test run, a
-    benchmark's clean-up) costs up to 0.8 ms of kernel CPU instead of 20 us:
-    the kernel skips the inodes freed in the last minutes. Every spooling app
-    pays it per upload, the null app not, which would skew the ratios.
-    """
-    started = time.monotonic()
-    cost = file_creation_us(folder)
-    print(f'creating a file in {folder}: {cost:.0f} us', end='', flush=True)
-    while cost > QUIET_MICROSECONDS and time.monotonic() - started < QUIET_PATIENCE:
-        time.sleep(15)
-        cost = file_creation_us(folder)
-    waited = time.monotonic() - started
-    print(f'; {cost:.0f} us after waiting {waited:.0f} s' if waited > 1 else '', flush=True)
-
-
 def main():
     print(f'building {BATCHES} distinct 100-event Python 2 batches from {STATIONS} stations ...', flush=True)
     _bodies[:] = build_bodies(BATCHES)
@@ -361,7 +330,7 @@ def main():
     best, problems = {}, []
     with tempfile.TemporaryDirectory(prefix='hisparc-bench-') as tmp_name:
         tmp = pathlib.Path(tmp_name)
-        wait_for_a_quiet_disk(tmp)
+        quiet_disk.wait(tmp)
         (tmp / 'stations.csv').write_text(
             ''.join(f'{1000 + i},Bench,pw-{1000 + i}\n' for i in range(STATIONS))
         )

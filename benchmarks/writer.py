@@ -23,6 +23,7 @@ import time
 
 import tables
 
+from benchmarks import quiet_disk
 from datastore import config as config_mod
 from datastore import datadir, factory, spoolfile
 from datastore.eventtypes import EVENT_TYPES, all_columns, upload_codes
@@ -164,7 +165,7 @@ def spool_tree(data_dir):
         yield from (os.path.join(root, n) for n in names if n.endswith('.h5'))
 
 
-ROUNDS = 3  # best of: each drain alternately first, on a fresh copy of the backlog
+ROUNDS = 5  # best of: each drain alternately first, on a fresh copy of the backlog
 
 
 def drain_writer(base, data_dir, archive_days=7):
@@ -255,6 +256,7 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     base = tempfile.mkdtemp(prefix='hisparc-writer-bench-')
     try:
+        quiet_disk.wait(base)
         compare_speed(base)
         if '--no-10k' not in argv:
             peak_memory(base)
