@@ -3,9 +3,9 @@
 On a journal-less ext4 (as on the development machine), creating a file in
 the minutes after thousands were deleted (an install, a test run, another
 benchmark's clean-up) costs up to 0.8 ms of kernel CPU instead of 20 us: the
-kernel skips the inodes freed in the last minutes, and the freed blocks are
-still being discarded. Every spooling app and the writer pay for it, a null
-app or a bare reference less, which would skew the ratios.
+kernel skips the inodes freed in the last minutes. Every spooling app and
+the writer pay for it, a null app or a bare reference less, which would skew
+the ratios.
 """
 
 import os
