@@ -280,8 +280,8 @@ def phases(count=200):
     """CPU milliseconds per upload of each step of the upload path, in-process."""
     spent = dict.fromkeys(
         (
-            'decode form',
-            'checksum',
+            'split form',
+            'decode data, checksum',
             'unpickle (bounded in time)',
             'screen',
             'spool record (splice)',
@@ -298,8 +298,8 @@ def phases(count=200):
 
     with tempfile.TemporaryDirectory(prefix='hisparc-bench-') as data_dir:
         for body in _bodies[:count]:
-            fields = timed('decode form', form.parse, body)
-            pickled = timed('checksum', form.pickle_bytes, fields['data'], fields['checksum'])
+            fields = timed('split form', form.parse, body)
+            pickled = timed('decode data, checksum', form.pickle_bytes, fields['data'], fields['checksum'])
             events = timed('unpickle (bounded in time)', safepickle.loads_upload, pickled)
             timed('screen', functools.partial(RULE.split, refuse_amplified=True), events)
             payload = timed('spool record (splice)', spoolfile.splice, 1000, 'Bench', pickled)

@@ -136,14 +136,19 @@ def test_a_content_length_that_is_not_ascii_digits_is_refused(length):
         form.read_body({'CONTENT_LENGTH': length, 'wsgi.input': io.BytesIO(b'')}, limit=100)
 
 
-def test_parse_returns_the_four_fields_decoded_and_ignores_others():
+def test_parse_returns_the_four_fields_decoded_but_data_and_ignores_others():
     body = b'station_id=501&password=p%26ss+word&data=%28lp0%0A.&checksum=abc&extra=1&'
     assert form.parse(body) == {
         'station_id': b'501',
         'password': b'p&ss word',
-        'data': b'(lp0\n.',
+        'data': b'%28lp0%0A.',  # as sent: pickle_bytes decodes it
         'checksum': b'abc',
     }
+
+
+def test_parse_takes_the_fields_in_any_order_and_skips_empty_pairs():
+    body = b'&&checksum=abc&&data=x&station_id=%35%30%31&password=&'
+    assert form.parse(body) == {'station_id': b'501', 'password': b'', 'data': b'x', 'checksum': b'abc'}
 
 
 @pytest.mark.parametrize(
@@ -175,17 +180,32 @@ def test_station_number_refuses_anything_but_decimal_digits(value):
 PICKLE = pickle.dumps(['caf\xe9', b'\x80\xff'], protocol=3)  # not ASCII
 
 
+def _md5(data):
+    return hashlib.md5(data).hexdigest().encode()
+
+
 def test_the_protocols_reading_is_found_by_its_checksum():
-    decoded = PICKLE.decode('latin1').encode('utf-8')  # what percent-decoding gives
-    checksum = hashlib.md5(PICKLE).hexdigest().encode()
-    assert form.pickle_bytes(decoded, checksum) == PICKLE
+    sent = urllib.parse.quote_plus(PICKLE.decode('latin1')).encode()  # the text, UTF-8 encoded
+    assert form.pickle_bytes(sent, _md5(PICKLE)) == PICKLE
 
 
 def test_the_raw_bytes_reading_is_found_by_its_checksum():
-    checksum = hashlib.md5(PICKLE).hexdigest().upper().encode()  # case does not matter
-    assert form.pickle_bytes(PICKLE, checksum) == PICKLE
+    sent = urllib.parse.quote_plus(PICKLE).encode()
+    assert form.pickle_bytes(sent, _md5(PICKLE).upper()) == PICKLE  # case does not matter
 
 
 @pytest.mark.parametrize('checksum', [b'0' * 32, b'', b'\xff' * 32])
 def test_no_reading_matches_a_wrong_checksum(checksum):
-    assert form.pickle_bytes(PICKLE, checksum) is None
+    assert form.pickle_bytes(urllib.parse.quote_plus(PICKLE).encode(), checksum) is None
+
+
+@pytest.mark.parametrize('sent', [b'%28lp0%zz%0A.', b'ab%', b'a=b%41', b'a%0\nb', b'%%41%4'])
+def test_a_value_with_a_stray_percent_is_read_as_urllib_decodes_it(sent):
+    exact = urllib.parse.unquote_to_bytes(sent.replace(b'+', b' '))
+    assert form.pickle_bytes(sent, _md5(exact)) == exact
+
+
+def test_binascii_reading_of_a_stray_percent_counts_only_where_the_checksum_is_its_own():
+    sent = b'%28lp0%zz%0A.'
+    assert form.pickle_bytes(sent, _md5(b'(lp0=zz\n.')) == b'(lp0=zz\n.'
+    assert form.pickle_bytes(sent, _md5(b'(lp0\n.')) is None  # neither reading

@@ -97,46 +97,65 @@ def drain_chunks(limit: int) -> int:
 
 # Quoted-printable escapes are percent escapes with '=' for '%', and
 # binascii's C decoder is several times faster than unquote_to_bytes. The two
-# agree when every '%' starts a valid escape: each then shrinks the text by
-# exactly 2 bytes. Any other '%' shrinks it by less, once raw '=', raw line
-# breaks and a final '%' (quoted-printable soft line breaks) are ruled out,
-# so the length tells whether the fast result is the exact one.
+# agree when every '%' starts a valid escape (all that an encoder writes): each
+# then shrinks the text by exactly 2 bytes. Any other '%' shrinks it by less,
+# once raw '=', raw line breaks and a final '%' (quoted-printable soft line
+# breaks) are ruled out, so the length tells whether the fast result is exact.
 _AS_QP = bytes.maketrans(b'%+', b'= ')
 _QP_SPECIAL = (b'=', b'\n', b'\r')  # single bytes: found at memchr speed
 
 
+def _unquote_fast(value: bytes) -> bytes | None:
+    """``value`` decoded by binascii (exact if ``_is_exact``); None where it would read it otherwise."""
+    if value.endswith(b'%') or any(special in value for special in _QP_SPECIAL):
+        return None
+    return binascii.a2b_qp(value.translate(_AS_QP))
+
+
+def _is_exact(value: bytes, decoded: bytes) -> bool:
+    return len(decoded) == len(value) - 2 * value.count(b'%')
+
+
 def unquote(value: bytes) -> bytes:
     """Percent-decode one form value (``+`` is a space) to bytes."""
-    if not value.endswith(b'%') and not any(special in value for special in _QP_SPECIAL):
-        decoded = binascii.a2b_qp(value.translate(_AS_QP))
-        if len(decoded) == len(value) - 2 * value.count(b'%'):
-            return decoded
+    decoded = _unquote_fast(value)
+    if decoded is not None and _is_exact(value, decoded):
+        return decoded
     return urllib.parse.unquote_to_bytes(value.replace(b'+', b' '))
 
 
 def parse(body: bytes) -> dict[str, bytes]:
-    """The four fields of the upload, percent-decoded, as {name: bytes}.
+    """The four fields of the upload as {name: bytes}, percent-decoded but ``data``.
 
-    Other fields are ignored; a field given twice, a pair without ``=``, or a
-    missing field is a FormError.
+    ``data``, nearly all of the body, stays as sent: ``pickle_bytes`` decodes
+    it. Other fields are ignored; a field given twice, a pair without ``=``,
+    or a missing field is a FormError. Split with ``find`` (memchr), and the
+    value of each field copied once.
     """
     if not body:
         raise FormError('empty body (a bare GET?)')
-    fields: dict[str, bytes] = {}
-    for pair in body.split(b'&'):
-        if not pair:
-            continue
-        raw_name, equals, value = pair.partition(b'=')
-        if not equals:
-            raise FormError('a form field without "="')
-        name = unquote(raw_name).decode('latin1')
-        if name in fields:
-            raise FormError(f'field {name[:40]!r} given twice')
-        fields[name] = value
-    missing = [name for name in FIELDS if name not in fields]
+    spans: dict[str, tuple[int, int]] = {}
+    start, size = 0, len(body)
+    while start <= size:
+        end = body.find(b'&', start)
+        end = size if end < 0 else end
+        if end > start:
+            equals = body.find(b'=', start, end)
+            if equals < 0:
+                raise FormError('a form field without "="')
+            name = unquote(body[start:equals]).decode('latin1')
+            if name in spans:
+                raise FormError(f'field {name[:40]!r} given twice')
+            spans[name] = (equals + 1, end)
+        start = end + 1
+    missing = [name for name in FIELDS if name not in spans]
     if missing:
         raise FormError(f'missing field(s): {", ".join(missing)}')
-    return {name: unquote(fields[name]) for name in FIELDS}
+    fields = {name: body[slice(*spans[name])] for name in FIELDS}
+    for name in FIELDS:
+        if name != 'data':
+            fields[name] = unquote(fields[name])
+    return fields
 
 
 def station_number(value: bytes) -> int:
@@ -150,21 +169,34 @@ def station_number(value: bytes) -> int:
 
 
 def pickle_bytes(data: bytes, checksum: bytes) -> bytes | None:
-    """The pickle whose MD5 is ``checksum``, or None.
+    """The pickle in the form value ``data`` (as sent) whose MD5 is ``checksum``, or None.
 
-    The protocol's reading: the decoded ``data`` is UTF-8 text whose
+    The protocol's reading: ``data`` percent-decoded is UTF-8 text whose
     ISO-8859-1 encoding is the pickle. Some clients percent-encode the pickle's
     own bytes instead. The checksum tells which reading the client meant; for
     ASCII (every Python 2 protocol-0 pickle) both readings are the same bytes.
+    It also tells the decoding: binascii's is tried first, and the exact one
+    (``unquote``) only where binascii's does not match and is not exact, so a
+    real upload is decoded once and never scanned for a stray '%'.
     """
     try:
         expected = checksum.decode('ascii').lower()
     except UnicodeDecodeError:
         return None
-    readings = [data]
-    if not data.isascii():
+    fast = _unquote_fast(data)
+    if fast is not None:
+        found = _reading(fast, expected)
+        if found is not None or _is_exact(data, fast):
+            return found
+    return _reading(unquote(data), expected)
+
+
+def _reading(decoded: bytes, expected: str) -> bytes | None:
+    """The reading of the percent-decoded ``decoded`` whose MD5 (hex) is ``expected``, or None."""
+    readings = [decoded]
+    if not decoded.isascii():
         with contextlib.suppress(UnicodeDecodeError, UnicodeEncodeError):
-            readings.insert(0, data.decode('utf-8').encode('latin1'))
+            readings.insert(0, decoded.decode('utf-8').encode('latin1'))
     for reading in readings:
         if hashlib.md5(reading).hexdigest() == expected:
             return reading
