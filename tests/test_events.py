@@ -70,6 +70,13 @@ def _malformed():
         'extra event key': {'header': header, 'datalist': datalist, 'x': 1},
         'extra item key': {'header': header, 'datalist': [item | {'x': 1}]},
         'key not text': {'header': header | {1: 2}, 'datalist': datalist},
+        'two event keys, not these': {'header': header, 'data': datalist},
+        'two item keys, not these': {'header': header, 'datalist': [_without(item, 'data') | {'x': 1}]},
+        'event type not text': {'header': header | {'eventtype_uploadcode': b'CIC'}, 'datalist': datalist},
+        'nanoseconds a bool': {'header': header | {'nanoseconds': True}, 'datalist': datalist},
+        'nanoseconds a float': {'header': header | {'nanoseconds': 5.0}, 'datalist': datalist},
+        'a datetime in another field': {'header': header | {'when': WHEN}, 'datalist': datalist},
+        'a field of None': {'header': header | {'date': None}, 'datalist': datalist},
     }
 
 
