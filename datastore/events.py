@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import itertools
 import math
 import operator
 from typing import Any
@@ -60,7 +59,6 @@ AMPLIFICATION = 4  # real batches reference their text about once (py2event: a t
 AMPLIFICATION_MARGIN = 1 << 20  # characters: what any batch may reference, shared or not
 _TEXT = frozenset({str, bytes})
 _DATA = operator.itemgetter('data')
-_DATALIST = operator.itemgetter('datalist')
 
 
 class Amplified(PickleRefused):
@@ -98,7 +96,7 @@ class Rule:
             else:
                 good.append(event)
                 referenced += text
-        why = None if referenced <= AMPLIFICATION_MARGIN else amplification(good)
+        why = amplification(good, referenced)
         if why is None:
             return good, held
         if refuse_amplified:
@@ -201,17 +199,14 @@ def _sound_text(event: Any, earliest: datetime.datetime, latest: datetime.dateti
     return text if len(seen) == before + len(datalist) else -1
 
 
-def amplification(good: list[Any]) -> str | None:
+def amplification(good: list[Any], referenced: int) -> str | None:
     """Why the text values of the sound events ``good`` stand for far more than their pickle, or None.
 
-    Only the datalists count: their values are what the writer stores
-    (``length_hint`` is a str's or bytes' length, 0 for a number). Only a
-    batch that references more than AMPLIFICATION_MARGIN characters has its
-    distinct values counted; ``Rule.split`` sums them as it screens, and calls
-    this only beyond that.
+    ``referenced``: the characters of text their datalists reference, as
+    ``Rule.split`` sums them while it screens (only the datalists count: their
+    values are what the writer stores). Only a batch that references more
+    than AMPLIFICATION_MARGIN characters has its distinct values counted.
     """
-    values = itertools.chain.from_iterable(map(map, itertools.repeat(_DATA), map(_DATALIST, good)))
-    referenced = sum(map(operator.length_hint, values))
     if referenced <= AMPLIFICATION_MARGIN:
         return None
     texts = {
