@@ -116,12 +116,16 @@ def _is_exact(value: bytes, decoded: bytes) -> bool:
     return len(decoded) == len(value) - 2 * value.count(b'%')
 
 
+def _unquote_exact(value: bytes) -> bytes:
+    return urllib.parse.unquote_to_bytes(value.replace(b'+', b' '))
+
+
 def unquote(value: bytes) -> bytes:
     """Percent-decode one form value (``+`` is a space) to bytes."""
     decoded = _unquote_fast(value)
     if decoded is not None and _is_exact(value, decoded):
         return decoded
-    return urllib.parse.unquote_to_bytes(value.replace(b'+', b' '))
+    return _unquote_exact(value)
 
 
 def parse(body: bytes) -> dict[str, bytes]:
@@ -151,11 +155,8 @@ def parse(body: bytes) -> dict[str, bytes]:
     missing = [name for name in FIELDS if name not in spans]
     if missing:
         raise FormError(f'missing field(s): {", ".join(missing)}')
-    fields = {name: body[slice(*spans[name])] for name in FIELDS}
-    for name in FIELDS:
-        if name != 'data':
-            fields[name] = unquote(fields[name])
-    return fields
+    values = {name: body[slice(*spans[name])] for name in FIELDS}
+    return {name: value if name == 'data' else unquote(value) for name, value in values.items()}
 
 
 def station_number(value: bytes) -> int:
@@ -175,9 +176,9 @@ def pickle_bytes(data: bytes, checksum: bytes) -> bytes | None:
     ISO-8859-1 encoding is the pickle. Some clients percent-encode the pickle's
     own bytes instead. The checksum tells which reading the client meant; for
     ASCII (every Python 2 protocol-0 pickle) both readings are the same bytes.
-    It also tells the decoding: binascii's is tried first, and the exact one
-    (``unquote``) only where binascii's does not match and is not exact, so a
-    real upload is decoded once and never scanned for a stray '%'.
+    It also tells the decoding: binascii's is tried first, and urllib's only
+    where binascii's does not match and is not exact, so a real upload is
+    decoded once and never scanned for a stray '%'.
     """
     try:
         expected = checksum.decode('ascii').lower()
@@ -188,7 +189,7 @@ def pickle_bytes(data: bytes, checksum: bytes) -> bytes | None:
         found = _reading(fast, expected)
         if found is not None or _is_exact(data, fast):
             return found
-    return _reading(unquote(data), expected)
+    return _reading(_unquote_exact(data), expected)  # binascii's reading is not exact, or there is none
 
 
 def _reading(decoded: bytes, expected: str) -> bytes | None:
