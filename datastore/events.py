@@ -17,10 +17,12 @@ types stations send (numpy scalars are unpickled as plain numbers; Python 3
 clients may send ``bytes``) and the ones the writer can put in a column or a
 blob. ``None``, containers and anything else is not.
 
-Real batches are trees: no event, header, datalist or item appears twice.
-An event that shares one with an earlier event (a "shared-reference bomb")
-is held, so the events sent on are trees too and this check stays linear in
-the size of the pickle.
+Real batches are trees: no event, header or datalist appears twice. An
+event that shares one with an earlier event (a "shared-reference bomb": a
+million events of one datalist of a million items) is held, so the events
+sent on are trees too and this check stays linear in the size of the pickle.
+A datalist item may be shared: each reference to it takes bytes of the
+pickle, and it stands for nothing but the copies it saves.
 
 A value may be shared (a pickle's memo makes one string of many references),
 but the writer decodes every reference: 5,000 events whose traces are one
@@ -194,9 +196,7 @@ def _sound_text(event: Any, earliest: datetime.datetime, latest: datetime.dateti
                 return -1
     except KeyError:
         return -1
-    before = len(seen)
-    seen.update(map(id, datalist))
-    return text if len(seen) == before + len(datalist) else -1
+    return text
 
 
 def amplification(good: list[Any], referenced: int) -> str | None:
