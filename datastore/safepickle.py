@@ -402,10 +402,18 @@ MEMORY_MARGIN = 50 * 1024 * 1024
 _PAGE = os.sysconf('SC_PAGE_SIZE')
 
 
+_statm: dict[int, int] = {}  # pid -> its open /proc/self/statm (each read is current)
+
+
 def _address_space() -> int | None:
+    # Kept open per process (a forked worker's /proc/self is its own): one
+    # pread per upload instead of an open, a read and a close.
+    pid = os.getpid()
     try:
-        with open('/proc/self/statm', 'rb') as f:
-            return int(f.read().split()[0]) * _PAGE
+        fd = _statm.get(pid)
+        if fd is None:
+            fd = _statm[pid] = os.open('/proc/self/statm', os.O_RDONLY | os.O_CLOEXEC)
+        return int(os.pread(fd, 128, 0).split()[0]) * _PAGE
     except (OSError, ValueError, IndexError):
         return None
 

@@ -110,7 +110,8 @@ def application(
     environ: dict[str, Any], start_response: Callable[..., Any], configfile: str
 ) -> Iterable[bytes]:
     started = time.perf_counter()
-    outcome = answer(environ, configfile)
+    with memory.collector_paused():
+        outcome = answer(environ, configfile)
     seconds = time.perf_counter() - started
     log.log(
         LOG_LEVELS.get(outcome.code, logging.INFO),
@@ -247,6 +248,8 @@ def store(
 
 def _reasons(held: list[events.Held]) -> str:
     """Why events were held, in a few words: each reason once, with how often."""
+    if not held:
+        return ''
     counts = collections.Counter(reason for _, reason in held)
     return '; '.join(f'{reason} (x{n})' if n > 1 else reason for reason, n in counts.most_common(5))
 
