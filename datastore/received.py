@@ -112,8 +112,18 @@ class Received:
     @contextlib.contextmanager
     def station_lock(self, station: int) -> Iterator[None]:
         """Hold the station's lock (OSError if the lock file cannot be made)."""
-        os.makedirs(self.locks, exist_ok=True)
-        fd = os.open(os.path.join(self.locks, f'received-{station}.lock'), os.O_RDWR | os.O_CREAT, 0o644)
+        with self._locked(f'received-{station}.lock'):
+            yield
+
+    @contextlib.contextmanager
+    def _locked(self, name: str) -> Iterator[None]:
+        """Hold the flock of ``locks/name``, making the folder where missing."""
+        path = os.path.join(self.locks, name)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except FileNotFoundError:
+            os.makedirs(self.locks, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
@@ -159,12 +169,16 @@ class Received:
         """Record an acknowledged batch durably; now and then forget those past ``keep``."""
         now = time.time() if now is None else now
         db = self._connection()
-        db.execute(
-            'INSERT INTO batches (station, checksum, received, events, files) VALUES (?, ?, ?, ?, ?)',
-            (station, checksum, now, events, json.dumps(files)),
-        )
-        if now - self._pruned >= PRUNE_EVERY:
-            self.prune(now)
+        # One writer at a time, queued on an flock: a writer that finds SQLite's
+        # write lock taken polls it, sleeping a millisecond or more each time,
+        # while a commit (its fsync) takes less.
+        with self._locked('received.lock'):
+            db.execute(
+                'INSERT INTO batches (station, checksum, received, events, files) VALUES (?, ?, ?, ?, ?)',
+                (station, checksum, now, events, json.dumps(files)),
+            )
+            if now - self._pruned >= PRUNE_EVERY:
+                self.prune(now)
 
     def prune(self, now: float | None = None) -> None:
         now = time.time() if now is None else now
