@@ -47,7 +47,7 @@ def splice(station_id: int, cluster: str, event_list_pickle: bytes) -> bytes | N
         return None
     return b''.join(
         (
-            event_list_pickle[:-1],
+            memoryview(event_list_pickle)[:-1],  # copied once, by the join
             pickle.PUT + b'0\n',  # the station's event list, now memo 0
             pickle.EMPTY_DICT,
             _text('station_id'),
