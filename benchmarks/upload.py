@@ -282,7 +282,8 @@ def phases(count=200):
         (
             'split form',
             'decode data, checksum',
-            'unpickle (bounded in time)',
+            'opcode check',
+            'unpickle (allow-list, memory bound)',
             'screen',
             'spool record (splice)',
             'deliver (write, fsync, rename, fsync)',
@@ -300,7 +301,9 @@ def phases(count=200):
         for body in _bodies[:count]:
             fields = timed('split form', form.parse, body)
             pickled = timed('decode data, checksum', form.pickle_bytes, fields['data'], fields['checksum'])
-            events = timed('unpickle (bounded in time)', safepickle.loads_upload, pickled)
+            if not timed('opcode check', safepickle.c_readable, pickled):
+                sys.exit('benchmark FAILED: a real batch failed the opcode check')
+            events = timed('unpickle (allow-list, memory bound)', safepickle.loads, pickled)
             timed('screen', functools.partial(RULE.split, refuse_amplified=True), events)
             payload = timed('spool record (splice)', spoolfile.splice, 1000, 'Bench', pickled)
             timed(

@@ -269,7 +269,8 @@ def _binary_ok(data: bytes) -> bool:
         position = start + int.from_bytes(data[position + 1 : start], 'little')
 
 
-def _c_unpicklable(data: bytes) -> bool:
+def c_readable(data: bytes) -> bool:
+    """Whether the C unpickler may be given ``data``: the opcode check of ``loads_upload``."""
     if _STATION_OPCODES.fullmatch(data):
         return len(data) >= _SMALL or not _LONG_PUTS[len(str(len(data)))].search(data)
     return _binary_ok(data)
@@ -456,7 +457,7 @@ def loads(data: bytes) -> Any:
 
 def loads_upload(data: bytes) -> Any:
     """``loads`` for an upload: also in time bounded by its size (PickleRefused beyond)."""
-    if _c_unpicklable(data):
+    if c_readable(data):
         return loads(data)
     unpickler = _CheckedUnpickler(data)
     return _load(unpickler, unpickler.reader, data)
