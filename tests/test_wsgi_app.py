@@ -3,6 +3,7 @@
 import datetime
 import errno
 import functools
+import gc
 import io
 import os
 import pathlib
@@ -620,3 +621,17 @@ def test_the_resend_record_of_version_1_is_taken_over(tmp_path):
         tables_left = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert tables_left == {'batches'}
     assert record.batches_since(0) == []  # not audited: no files known
+
+
+def test_the_garbage_collector_is_paused_during_an_upload_and_runs_again_after(ep, monkeypatch):
+    during, unpickle = [], wsgi_app.unpickle
+
+    def watched(pickled):
+        during.append(gc.isenabled())
+        return unpickle(pickled)
+
+    monkeypatch.setattr(wsgi_app, 'unpickle', watched)
+    assert gc.isenabled()
+    assert ep.upload(batch()) == '100'
+    assert ep.upload(b'(lp0\ng0\na.') == '100'  # a list that holds itself: a cycle left for the collector
+    assert during == [False, False] and gc.isenabled()
