@@ -26,8 +26,8 @@ the stations' urllib2 and requests clients do) and ``http.client, 1 process``
 app measures the 0.08 the issue gives for the deployed implementation). The
 null app, which ignores what it is sent, gets each batch several times (the
 mode's null repeat), so that its run lasts about as long as the others' (3 to
-5 s): on a machine whose speed swings within seconds, the best of three short
-runs is a higher maximum than the best of three long ones, and would inflate
+5 s): on a machine whose speed swings within seconds, the best of a few short
+runs is a higher maximum than the best of as many long ones, and would inflate
 the ceiling.
 
 Every app runs ``ROUNDS`` times per client mode, in alternating order; the
@@ -61,7 +61,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 STATIONS = 50
 BATCHES = 1200  # distinct batches, each posted once to each app in each run
-ROUNDS = 3
+ROUNDS = 5
 EVENT_POOL = 8  # batches' worth of distinct events to draw batches from
 HEADERS = {'Content-Type': 'application/x-www-form-urlencoded'}
 
