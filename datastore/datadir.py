@@ -79,14 +79,22 @@ class DataDir:
         """A file next to a day file that publicdb's scan for ``*.h5`` does not pick up."""
         return f'{day_file}.{purpose}'
 
+    def day_lock(self, day: str, wait: bool = False) -> contextlib.AbstractContextManager[bool]:
+        """Hold ``locks/day-DAY.lock``: the writer and ``rebuild`` take turns on a day file."""
+        return self.lock(f'day-{day}.lock', wait)
+
     @contextlib.contextmanager
-    def day_lock(self, day: str, wait: bool = False) -> Iterator[bool]:
-        """Hold ``locks/day-DAY.lock`` (flock): the writer and ``rebuild`` take turns on a day file.
+    def lock(self, name: str, wait: bool = True) -> Iterator[bool]:
+        """Hold the flock of ``locks/NAME``, made where missing (OSError if it cannot be).
 
         Yields False when ``wait`` is off and another process holds it.
         """
-        self.ensure(LOCKS)
-        fd = os.open(os.path.join(self.folder(LOCKS), f'day-{day}.lock'), os.O_RDWR | os.O_CREAT, 0o644)
+        path = os.path.join(self.folder(LOCKS), name)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except FileNotFoundError:  # checked only on failure: no mkdir per lock
+            self.ensure(LOCKS)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))

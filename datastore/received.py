@@ -16,7 +16,8 @@ Batches are kept ``[General] audit_days`` (at least the resend window).
 Identical uploads of one station that arrive together are serialized by an
 flock on ``data_dir/locks/received-{station}.lock``, held while checking,
 spooling and recording: the second waits, then finds the first one recorded.
-A batch is recorded only after its spool files are durable.
+A batch is recorded only after its spool files are durable; the records of
+all stations are written one at a time, queued on ``locks/received.lock``.
 
 With ``[General] resend_database`` set to a PostgreSQL URL, the same record
 (and the station lock) lives there instead, for several upload hosts
@@ -27,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import fcntl
 import json
 import os
 import pathlib
@@ -37,7 +37,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Protocol
 
-from .datadir import LOCKS, RECEIVED, DataDir
+from .datadir import RECEIVED, DataDir
 
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
@@ -104,7 +104,7 @@ class Received:
 
     def __init__(self, data_dir: DataDir, window_seconds: float, keep_seconds: float = 0.0) -> None:
         self.path = data_dir.path(RECEIVED)
-        self.locks = data_dir.path(LOCKS)
+        self.data_dir = data_dir
         self.window = window_seconds
         self.keep = max(keep_seconds, window_seconds)
         self._local, self._pruned = threading.local(), 0.0
@@ -112,23 +112,8 @@ class Received:
     @contextlib.contextmanager
     def station_lock(self, station: int) -> Iterator[None]:
         """Hold the station's lock (OSError if the lock file cannot be made)."""
-        with self._locked(f'received-{station}.lock'):
+        with self.data_dir.lock(f'received-{station}.lock'):
             yield
-
-    @contextlib.contextmanager
-    def _locked(self, name: str) -> Iterator[None]:
-        """Hold the flock of ``locks/name``, making the folder where missing."""
-        path = os.path.join(self.locks, name)
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        except FileNotFoundError:
-            os.makedirs(self.locks, exist_ok=True)
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
 
     def _connection(self) -> sqlite3.Connection:
         # Opened lazily, per process and thread: an SQLite connection must not
@@ -172,7 +157,7 @@ class Received:
         # One writer at a time, queued on an flock: a writer that finds SQLite's
         # write lock taken polls it, sleeping a millisecond or more each time,
         # while a commit (its fsync) takes less.
-        with self._locked('received.lock'):
+        with self.data_dir.lock('received.lock'):
             db.execute(
                 'INSERT INTO batches (station, checksum, received, events, files) VALUES (?, ?, ?, ?, ?)',
                 (station, checksum, now, events, json.dumps(files)),
