@@ -19,7 +19,6 @@ spool file that fails alone is found; that one goes to ``failed/``.
 from __future__ import annotations
 
 import fcntl
-import gc
 import logging
 import os
 import signal
@@ -29,8 +28,8 @@ import time
 from collections.abc import Callable
 from types import FrameType
 
+from datastore import collector, ledger, writerstate
 from datastore import config as config_mod
-from datastore import ledger, writerstate
 from datastore.datadir import INCOMING, PARTIAL, WRITER_LOCK, WRITER_PAUSE, WRITER_STATUS, DataDir
 
 from . import audit, faults, journal
@@ -180,17 +179,15 @@ class Writer:
     def safe_pass(self) -> str:
         """One pass: 'stored' (it finished files), 'idle' (nothing to do) or 'waiting' (storage).
 
-        The cyclic garbage collector is paused during the pass: the pass
-        builds some 10^5 containers (unpickled events, rows) that hold no
-        cycles, and collecting would scan them again and again.
+        The cyclic garbage collector is paused during the pass
+        (``collector``): it builds some 10^5 containers (unpickled events,
+        rows).
         """
-        gc.disable()
         try:
-            stored = self.passes.store_pass()
+            with collector.paused():
+                stored = self.passes.store_pass()
         except Exception as exc:
             return self.failed_pass(exc)
-        finally:
-            gc.enable()
         self.reason = None
         if stored is None:
             return 'idle'

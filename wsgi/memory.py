@@ -1,4 +1,4 @@
-"""Keep the memory an upload frees for the next upload; no garbage collection during one.
+"""Keep the memory an upload frees for the next upload.
 
 Each upload allocates and frees about 600 kB in large buffers (the body, the
 decoded pickle, the spool file). glibc hands such memory back to the kernel
@@ -10,10 +10,7 @@ to ``KEEP`` bytes per process.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
-import gc
-from collections.abc import Iterator
 
 M_TRIM_THRESHOLD = -1  # from glibc's malloc.h
 M_MMAP_THRESHOLD = -3
@@ -27,23 +24,3 @@ def keep_freed_memory() -> bool:
     except (OSError, AttributeError):
         return False
     return all(mallopt(option, KEEP) == 1 for option in (M_TRIM_THRESHOLD, M_MMAP_THRESHOLD))
-
-
-@contextlib.contextmanager
-def collector_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector off while one upload is handled.
-
-    Unpickling a batch makes thousands of dicts and lists that all live until
-    the upload is answered: the collector would walk them again and again, a
-    few per cent of the upload's CPU, and find nothing to collect, since
-    their reference counts free them when the upload is done. Any cycle an
-    upload leaves is collected once the collector runs again, after it.
-    """
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()

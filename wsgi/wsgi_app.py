@@ -23,8 +23,8 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from datastore import collector, events, received, safepickle, spoolfile
 from datastore import config as config_mod
-from datastore import events, received, safepickle, spoolfile
 from datastore.datadir import INCOMING, SUSPICIOUS, DataDir, unique_name
 from datastore.protocol import Refused
 from datastore.stations import Station
@@ -110,7 +110,7 @@ def application(
     environ: dict[str, Any], start_response: Callable[..., Any], configfile: str
 ) -> Iterable[bytes]:
     started = time.perf_counter()
-    with memory.collector_paused():
+    with collector.paused():
         outcome = answer(environ, configfile)
     seconds = time.perf_counter() - started
     log.log(
