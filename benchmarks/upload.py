@@ -30,9 +30,13 @@ mode's null repeat), so that its run lasts about as long as the others' (3 to
 runs is a higher maximum than the best of as many long ones, and would inflate
 the ceiling.
 
-Every app runs ``ROUNDS`` times per client mode, in alternating order; the
-best rate of each counts (the run least disturbed by the rest of the machine).
-The runs start once creating a file is cheap again (``quiet_disk``).
+Every app runs ``ROUNDS`` times per client mode. A round runs the three apps
+one after the other (in alternating order from round to round), so each
+ratio is taken within a round, pair by pair: this machine's speed swings by
+half within minutes, and the three runs of a round, some 15 s, share the same
+spell far more than the best runs of each app do. The median of the rounds'
+ratios counts, with their range beside it. The runs start once creating a
+file is cheap again (``quiet_disk``).
 """
 
 import concurrent.futures
@@ -61,7 +65,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 STATIONS = 50
 BATCHES = 1200  # distinct batches, each posted once to each app in each run
-ROUNDS = 5
+ROUNDS = 7  # the median of the rounds' ratios counts
 EVENT_POOL = 8  # batches' worth of distinct events to draw batches from
 HEADERS = {'Content-Type': 'application/x-www-form-urlencoded'}
 
@@ -323,16 +327,22 @@ def phases(count=200):
     )
 
 
+def ratios(numerators, denominators):
+    """'median [min-max]' of the round-by-round ratios."""
+    each = [a / b for a, b in zip(numerators, denominators)]
+    return f'{statistics.median(each):.3f} [{min(each):.3f}-{max(each):.3f}]'
+
+
 def main():
     print(f'building {BATCHES} distinct 100-event Python 2 batches from {STATIONS} stations ...', flush=True)
     _bodies[:] = build_bodies(BATCHES)
     size = sum(map(len, _bodies)) / len(_bodies)
     print(
         f'average body {size / 1000:.0f} kB; uWSGI: --http-socket, master + 2 workers; '
-        f'a fresh uWSGI and data_dir per run; best of {ROUNDS} rounds',
+        f'a fresh uWSGI and data_dir per run; {ROUNDS} rounds',
         flush=True,
     )
-    best, problems = {}, []
+    rates, p99s, problems = {}, {}, []  # (mode, app) -> one figure per round
     with tempfile.TemporaryDirectory(prefix='hisparc-bench-') as tmp_name:
         tmp = pathlib.Path(tmp_name)
         quiet_disk.wait(tmp)
@@ -344,16 +354,19 @@ def main():
                 for app, source, spools in APPS if round_ % 2 == 0 else APPS[::-1]:
                     rate, p99, problem = run(tmp, round_, mode, app, source, spools)
                     problems += [problem] if problem else []
-                    best[mode[0], app] = max(best.get((mode[0], app), (0, 0)), (rate, p99))
-    print(f'\nbest of {ROUNDS} (req/s, p99 of that run):')
+                    rates.setdefault((mode[0], app), []).append(rate)
+                    p99s.setdefault((mode[0], app), []).append(p99)
+    print(f'\nmedians of {ROUNDS} rounds (req/s; ratios taken round by round, median [range]):')
     for name, _, processes, threads, _ in CLIENT_MODES:
-        (null, _), (deployed, _), (project, p99) = (best[name, app] for app, _, _ in APPS)
+        null, deployed, project = (rates[name, app] for app, _, _ in APPS)
+        p99 = statistics.median(p99s[name, 'project'])
         print(
-            f'  {name} ({processes} x {threads} threads): null {null:,.0f}, '
-            f'deployed-style {deployed:,.0f}, project {project:,.0f} (p99 {p99 * 1000:.0f} ms): '
-            f'project/null {project / null:.3f} (target >= 0.15), '
-            f'deployed-style/null {deployed / null:.3f} (issue: 0.08), '
-            f'project/deployed-style {project / deployed:.1f}x',
+            f'  {name} ({processes} x {threads} threads): null {statistics.median(null):,.0f}, '
+            f'deployed-style {statistics.median(deployed):,.0f}, '
+            f'project {statistics.median(project):,.0f} (p99 {p99 * 1000:.0f} ms):\n'
+            f'    project/null {ratios(project, null)} (target >= 0.15), '
+            f'deployed-style/null {ratios(deployed, null)} (issue: 0.08), '
+            f'project/deployed-style {ratios(project, deployed)} (target >= 1.8)',
             flush=True,
         )
     phases()
