@@ -26,9 +26,7 @@ the stations' urllib2 and requests clients do) and ``http.client, 1 process``
 app measures the 0.08 the issue gives for the deployed implementation). The
 null app, which ignores what it is sent, gets each batch several times (the
 mode's null repeat), so that its run lasts about as long as the others' (3 to
-5 s): on a machine whose speed swings within seconds, the best of a few short
-runs is a higher maximum than the best of as many long ones, and would inflate
-the ceiling.
+5 s) and meets the same swings of the machine's speed.
 
 Every app runs ``ROUNDS`` times per client mode. A round runs the three apps
 one after the other (in alternating order from round to round), so each
