@@ -340,7 +340,7 @@ def main():
         f'a fresh uWSGI and data_dir per run; {ROUNDS} rounds',
         flush=True,
     )
-    rates, p99s, problems = {}, {}, []  # (mode, app) -> one figure per round
+    runs, problems = {}, []  # (mode, app) -> [(req/s, p99)], one per round
     with tempfile.TemporaryDirectory(prefix='hisparc-bench-') as tmp_name:
         tmp = pathlib.Path(tmp_name)
         quiet_disk.wait(tmp)
@@ -352,12 +352,11 @@ def main():
                 for app, source, spools in APPS if round_ % 2 == 0 else APPS[::-1]:
                     rate, p99, problem = run(tmp, round_, mode, app, source, spools)
                     problems += [problem] if problem else []
-                    rates.setdefault((mode[0], app), []).append(rate)
-                    p99s.setdefault((mode[0], app), []).append(p99)
+                    runs.setdefault((mode[0], app), []).append((rate, p99))
     print(f'\nmedians of {ROUNDS} rounds (req/s; ratios taken round by round, median [range]):')
     for name, _, processes, threads, _ in CLIENT_MODES:
-        null, deployed, project = (rates[name, app] for app, _, _ in APPS)
-        p99 = statistics.median(p99s[name, 'project'])
+        null, deployed, project = ([rate for rate, _ in runs[name, app]] for app, _, _ in APPS)
+        p99 = statistics.median(p99 for _, p99 in runs[name, 'project'])
         print(
             f'  {name} ({processes} x {threads} threads): null {statistics.median(null):,.0f}, '
             f'deployed-style {statistics.median(deployed):,.0f}, '
