@@ -9,6 +9,7 @@ import json
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -26,7 +27,7 @@ from tests.support.backlog import (
 )
 from tests.support.disk import MB, Filler, tmpfs
 from tests.support.writer import ROOT, contents, folder_files, run_once
-from writer import rewrite, writer_app
+from writer import faults, rewrite, writer_app
 
 pytestmark = pytest.mark.slow
 
@@ -139,6 +140,18 @@ def test_disk_full_during_a_pass_is_waited_out_and_everything_is_stored_once(dis
     check_exactly_once(data_dir, sent)
     assert not glob.glob(os.path.join(data_dir, '*', '*', '*.rollback'))
     assert audited(config, capsys)[0] == 0
+
+
+def test_a_ledger_that_the_full_disk_cannot_take_is_reported_as_disk_full(disk):
+    # which write a full disk stops first (a day file's or the ledger's) is chance: both say so alike
+    db = sqlite3.connect(disk / 'ledger.sqlite', isolation_level=None)
+    db.execute('CREATE TABLE t (b BLOB)')
+    Filler(disk).fill()
+    with pytest.raises(sqlite3.Error) as raised:
+        db.execute('INSERT INTO t VALUES (?)', (os.urandom(4 * MB),))
+    db.close()
+    reason = faults.storage_reason(raised.value, datadir.DataDir(str(disk)))
+    assert reason.startswith('disk full: the ledger cannot be written: '), reason
 
 
 def a_pass_killed_over_a_day_file(disk, seed):

@@ -49,12 +49,12 @@ def storage_reason(exc: BaseException, data_dir: DataDir) -> str | None:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             return f'disk full: {exc}'
         return f'storage error: {exc}'
-    if isinstance(exc, sqlite3.Error):  # the ledger: disk full, I/O error, locked
-        return f'the ledger cannot be written: {exc}'
     try:
         free = data_dir.free_bytes()
     except OSError as os_exc:
         return f'storage error: {os_exc}'
+    if isinstance(exc, sqlite3.Error):  # the ledger: disk full, I/O error, locked
+        return ('disk full: ' if free < RESERVE else '') + f'the ledger cannot be written: {exc}'
     if free < RESERVE:
         return f'disk full ({free // 2**20} MiB free): {type(exc).__name__}: {exc}'
     if isinstance(exc, tables.HDF5ExtError) and any(word in str(exc) for word in _STORAGE_WORDS):
