@@ -113,9 +113,14 @@ def test_disk_full_during_a_pass_is_waited_out_and_everything_is_stored_once(dis
     filler.fill(leave=queued + 20 * MB)  # room for the pass to start, not to finish
     writer = start_writer(config)
     try:
-        # the moment the writer has started its pass, the rest of the disk is taken
+        # the moment the writer has started its pass, it is held while the rest of the disk is taken
         assert wait_for(lambda: journal_pid(data_dir) == writer.pid, timeout=30)
-        filler.fill()
+        writer.send_signal(signal.SIGSTOP)
+        try:
+            assert journal_pid(data_dir) == writer.pid, 'the pass ended before the writer was held'
+            filler.fill()
+        finally:
+            writer.send_signal(signal.SIGCONT)
         assert wait_for(lambda: writer_status(data_dir).get('state') == 'waiting', timeout=60), (
             disk / 'hisparc.log-writer'
         ).read_text()[-3000:]
