@@ -1,6 +1,6 @@
 """Upload endpoint throughput under uWSGI: project app, null app, deployed-style reference.
 
-All three run with the deployed options (``--http-socket``, a master and 2
+All four run with the deployed options (``--http-socket``, a master and 2
 worker processes) on a free 127.0.0.1 port, each in a fresh uWSGI with a fresh
 data_dir, and are driven by the same clients with the same requests: distinct,
 realistic 100-event Python 2 batches (the 36 CIC + 64 SIN mix) from many
@@ -17,6 +17,9 @@ and flatter the result).
   that setup, since the ratios depend heavily on how much of the shared 2 cores
   the client takes.
 - The project's app is examples/application.wsgi. Target: project/null >= 0.15.
+- The project's app without fsync, a measurement copy never deployed: what
+  the three fsyncs that make each ``100`` durable (spool file, folder, the
+  record's commit) cost. The two references fsync nothing.
 
 Three client modes, each posting every batch once per app: ``raw-socket``
 (2 processes x 4 threads, pre-built bytes, as cheap as a client gets),
@@ -28,10 +31,10 @@ null app, which ignores what it is sent, gets each batch several times (the
 mode's null repeat), so that its run lasts about as long as the others' (3 to
 5 s) and meets the same swings of the machine's speed.
 
-Every app runs ``ROUNDS`` times per client mode. A round runs the three apps
+Every app runs ``ROUNDS`` times per client mode. A round runs the four apps
 one after the other (in alternating order from round to round), so each
 ratio is taken within a round, pair by pair: this machine's speed swings by
-half within minutes, and the three runs of a round, some 15 s, share the same
+half within minutes, and the four runs of a round, some 20 s, share the same
 spell far more than the best runs of each app do. The median of the rounds'
 ratios counts, with their range beside it. The runs start once creating a
 file is cheap again (``quiet_disk``).
@@ -136,8 +139,38 @@ def application(environ, start_response):
     return [code.encode()]
 """
 
+# A measurement copy only, never deployed: the project's app with every fsync
+# of an upload skipped (spool file, folder, and the record's SQLite commit),
+# to measure what making each 100 durable costs.
+NO_FSYNC_APP = """
+import os
+from datastore import config, received
+
+os.fsync = lambda fd: None
+_connection = received.Received._connection
+
+
+def _unsynced(self):
+    db = _connection(self)
+    if getattr(self._local, 'unsynced', None) is not db:
+        db.execute('PRAGMA synchronous=OFF')
+        self._local.unsynced = db
+    return db
+
+
+received.Received._connection = _unsynced
+from wsgi import wsgi_app
+
+application = wsgi_app.app(config.default_path())
+"""
+
 # (name, source of the app or None for the project's, whether it spools every batch)
-APPS = (('null', NULL_APP, False), ('deployed-style', DEPLOYED_STYLE_APP, True), ('project', None, True))
+APPS = (
+    ('null', NULL_APP, False),
+    ('deployed-style', DEPLOYED_STYLE_APP, True),
+    ('project', None, True),
+    ('project without fsync', NO_FSYNC_APP, True),
+)
 
 _bodies = []  # the pre-built form bodies, shared with the clients by fork
 
@@ -244,8 +277,20 @@ def summary(name, elapsed, results):
     return rate, p99
 
 
+def cpu_times():
+    """The machine's (total, idle and iowait) CPU time so far, from /proc/stat."""
+    with open('/proc/stat') as f:
+        ticks = [int(field) for field in f.readline().split()[1:]]
+    return sum(ticks), ticks[3] + ticks[4]
+
+
+def idle_share(before, after):
+    """How much of the cores' time between two ``cpu_times`` went idle (the fsync waits show here)."""
+    return (after[1] - before[1]) / max(1, after[0] - before[0])
+
+
 def run(tmp, round_, mode, app, source, spools):
-    """One app in a fresh uWSGI with a fresh data_dir; (req/s, p99, problem or None)."""
+    """One app in a fresh uWSGI with a fresh data_dir; (req/s, p99, idle share, problem or None)."""
     name, post, processes, threads, null_repeat = mode
     run_dir = tmp / f'{round_}-{name}-{app}'.replace(' ', '_').replace(',', '')
     run_dir.mkdir()
@@ -266,18 +311,21 @@ def run(tmp, round_, mode, app, source, spools):
     ) as server:
         for _ in range(20):  # both workers up and initialised
             server.request('GET')
+        before = cpu_times()
         elapsed, results = drive(
             post, processes, threads, server.port, len(_bodies), repeat=1 if spools else null_repeat
         )
+        idle = idle_share(before, cpu_times())
     rate, p99 = summary(f'{name} {app}', elapsed, results)
+    print(f', cores {idle:.0%} idle', end='')
     replies = {}
     for _, reply in results:
         replies[reply] = replies.get(reply, 0) + 1
     stored = len(datadir.DataDir(str(run_dir / 'datastore')).queued())
     print(f'; replies {replies}' + (f', {stored} spooled' if spools else ''), flush=True)
     if set(replies) != {'100'} or (spools and stored != len(_bodies)):
-        return rate, p99, f'{name} {app}: replies {replies}, {stored} of {len(_bodies)} spooled'
-    return rate, p99, None
+        return rate, p99, idle, f'{name} {app}: replies {replies}, {stored} of {len(_bodies)} spooled'
+    return rate, p99, idle, None
 
 
 def phases(count=200):
@@ -340,7 +388,7 @@ def main():
         f'a fresh uWSGI and data_dir per run; {ROUNDS} rounds',
         flush=True,
     )
-    runs, problems = {}, []  # (mode, app) -> [(req/s, p99)], one per round
+    runs, problems = {}, []  # (mode, app) -> [(req/s, p99, idle share)], one per round
     with tempfile.TemporaryDirectory(prefix='hisparc-bench-') as tmp_name:
         tmp = pathlib.Path(tmp_name)
         quiet_disk.wait(tmp)
@@ -350,20 +398,26 @@ def main():
         for round_ in range(ROUNDS):
             for mode in CLIENT_MODES:
                 for app, source, spools in APPS if round_ % 2 == 0 else APPS[::-1]:
-                    rate, p99, problem = run(tmp, round_, mode, app, source, spools)
+                    *record, problem = run(tmp, round_, mode, app, source, spools)
                     problems += [problem] if problem else []
-                    runs.setdefault((mode[0], app), []).append((rate, p99))
+                    runs.setdefault((mode[0], app), []).append(record)
     print(f'\nmedians of {ROUNDS} rounds (req/s; ratios taken round by round, median [range]):')
     for name, _, processes, threads, _ in CLIENT_MODES:
-        null, deployed, project = ([rate for rate, _ in runs[name, app]] for app, _, _ in APPS)
-        p99 = statistics.median(p99 for _, p99 in runs[name, 'project'])
+        null, deployed, project, unsynced = ([rate for rate, _, _ in runs[name, app]] for app, _, _ in APPS)
+        p99 = statistics.median(p99 for _, p99, _ in runs[name, 'project'])
+        idle = {app: statistics.median(share for _, _, share in runs[name, app]) for app, _, _ in APPS}
         print(
             f'  {name} ({processes} x {threads} threads): null {statistics.median(null):,.0f}, '
             f'deployed-style {statistics.median(deployed):,.0f}, '
-            f'project {statistics.median(project):,.0f} (p99 {p99 * 1000:.0f} ms):\n'
+            f'project {statistics.median(project):,.0f} (p99 {p99 * 1000:.0f} ms), '
+            f'without fsync {statistics.median(unsynced):,.0f}:\n'
             f'    project/null {ratios(project, null)} (target >= 0.15), '
             f'deployed-style/null {ratios(deployed, null)} (issue: 0.08), '
-            f'project/deployed-style {ratios(project, deployed)} (target >= 1.8)',
+            f'project/deployed-style {ratios(project, deployed)} (target >= 1.8)\n'
+            f'    the fsyncs before each 100: project/(without fsync) {ratios(project, unsynced)}; '
+            f'without them project/null {ratios(unsynced, null)}, '
+            f'project/deployed-style {ratios(unsynced, deployed)}\n'
+            '    cores idle: ' + ', '.join(f'{app} {share:.0%}' for app, share in idle.items()),
             flush=True,
         )
     phases()
